@@ -1,0 +1,396 @@
+"""CoTracker v1: joint tracking of many points with a sliding-window transformer.
+
+Paper: Karaev et al., "CoTracker: It is Better to Track Together" (2023). This is a clean-room implementation that
+loads the official v1 checkpoints unchanged (150 keys, 24,149,859 parameters) and follows the released code where it
+differs from the paper (square 7x7 correlation neighbourhoods, x-major order; see shared/spec).
+
+Differences from the official code that do not change results:
+
+* batches of any size: samples whose points join windows at different times are handled with a per-sample track
+  mask in the space attention (the official code asserts B == 1);
+* points are not re-sorted by query frame; each window gathers its active points (attention is permutation
+  equivariant, so only float summation order can differ);
+* the window schedule lives in :class:`SlidingWindowTracker`, which the offline ``forward`` and the streaming
+  predictor both drive, so the two give the same tracks.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import List, Optional
+
+import torch
+import torch.nn as nn
+from torch import Tensor
+
+from .. import ops
+from .config import CoTrackerConfig
+from .embeddings import flow_embedding, position_table_2d, time_embedding
+from .encoder import BasicEncoder
+from .updateformer import UpdateFormer
+
+VIS_INIT_LOGIT = 10.0  # initial visibility logit of every new point ("close to 1 after sigmoid")
+
+
+class CoTracker(nn.Module):
+    """The CoTracker v1 network.
+
+    Args:
+        config: sizes of the network (:class:`CoTrackerConfig`); the registry names the official variants.
+        backend: backend for the ``corr_sample`` and ``attention`` ops (see :mod:`cotracker_fast.ops.backend`).
+    """
+
+    def __init__(self, config: Optional[CoTrackerConfig] = None, *, backend: ops.BackendSpec = None):
+        super().__init__()
+        cfg = config or CoTrackerConfig()
+        self.config = cfg
+        self.backend = backend
+        C = cfg.latent_dim
+        self.fnet = BasicEncoder(input_dim=3, output_dim=C, stride=cfg.stride)
+        self.updateformer = UpdateFormer(cfg, backend)
+        self.norm = nn.GroupNorm(1, C)
+        self.ffeat_updater = nn.Sequential(nn.Linear(C, C), nn.GELU())
+        self.vis_predictor = nn.Sequential(nn.Linear(C, 1))
+        h, w = cfg.model_resolution[0] // cfg.stride, cfg.model_resolution[1] // cfg.stride
+        # Fixed tables, not parameters: kept out of the state dict so official checkpoints load strictly.
+        self.register_buffer("pos_table", position_table_2d(cfg.input_dim, h, w), persistent=False)
+        self.register_buffer("time_embed", time_embedding(cfg.input_dim, cfg.window_len), persistent=False)
+
+    @property
+    def stride(self) -> int:
+        return self.config.stride
+
+    @property
+    def window_len(self) -> int:
+        return self.config.window_len
+
+    def set_backend(self, backend: ops.BackendSpec) -> None:
+        """Change the ops backend of the model and all its attention layers."""
+        self.backend = backend
+        for m in self.modules():
+            if hasattr(m, "backend") and m is not self:
+                m.backend = backend
+
+    # ------------------------------------------------------------------ building blocks
+    def encode(self, frames: Tensor) -> Tensor:
+        """Frames ``(B, F, 3, H, W)`` RGB in 0..255 -> feature maps ``(B, F, C, H // stride, W // stride)``."""
+        B, F_ = frames.shape[:2]
+        x = 2 * (frames / 255.0) - 1.0
+        fmaps = self.fnet(x.reshape(B * F_, *x.shape[2:]))
+        return fmaps.reshape(B, F_, *fmaps.shape[1:])
+
+    def forward_window(
+        self,
+        fmaps: Tensor,
+        coords: Tensor,
+        feat_init: Tensor,
+        vis_init: Tensor,
+        track_mask: Tensor,
+        iters: int,
+        track_valid: Optional[Tensor] = None,
+    ):
+        """Iteratively refine the tracks of one window.
+
+        Args:
+            fmaps: ``(B, S, C, h, w)`` feature maps of the window's frames.
+            coords: ``(B, S, N, 2)`` initial positions (x, y) in feature-map cells.
+            feat_init: ``(B, N, C)`` query features.
+            vis_init: ``(B, S, N)`` initial visibility logits.
+            track_mask: ``(B, S, N)`` bool/float, 1 on frames not estimated by an earlier window.
+            iters: refinement iterations.
+            track_valid: optional ``(B, N)`` bool; False marks padding tracks that others must not attend to.
+
+        Returns:
+            ``(coord_preds, vis_logits)``: a list of ``iters`` tensors ``(B, S, N, 2)`` in input pixels
+            (feature cells * stride), and ``(B, S, N)`` visibility logits computed from the final features.
+        """
+        cfg = self.config
+        B, S, N, _ = coords.shape
+        pyramid = ops.build_pyramid(fmaps, cfg.corr_levels)
+        ffeats = feat_init[:, None].expand(B, S, N, cfg.latent_dim)
+        pos = ops.bilinear_sample_border(self.pos_table.expand(B, -1, -1, -1), coords[:, 0])  # (B, N, D)
+        times = self.time_embed[:, :S, None, :]  # (1, S, 1, D)
+        mask = track_mask.to(coords.dtype)[..., None]
+        vis = vis_init[..., None]
+        preds = []
+        for _ in range(iters):
+            coords = coords.detach()
+            fcorrs = ops.corr_sample(pyramid, ffeats, coords, cfg.corr_radius, backend=self.backend)
+            flows = flow_embedding(coords - coords[:, :1], cfg.flow_embed_dim)
+            tokens = torch.cat([flows, fcorrs, ffeats, mask, vis], dim=-1)
+            x = tokens + pos[:, None] + times  # (B, S, N, D)
+            delta = self.updateformer(x.transpose(1, 2), track_valid).transpose(1, 2)  # (B, S, N, 2 + C)
+            dfeats = self.norm(delta[..., 2:].reshape(-1, cfg.latent_dim))
+            ffeats = ffeats + self.ffeat_updater(dfeats).reshape(B, S, N, cfg.latent_dim)
+            coords = coords + delta[..., :2]
+            preds.append(coords * cfg.stride)
+        vis_logits = self.vis_predictor(ffeats)[..., 0]
+        return preds, vis_logits
+
+    # ------------------------------------------------------------------ whole video
+    def forward(self, rgbs: Tensor, queries: Tensor, iters: int = 4, feat_init: None = None, is_train: bool = False):
+        """Track ``queries`` through ``rgbs`` with the official sliding-window schedule.
+
+        Args:
+            rgbs: ``(B, T, 3, H, W)`` float RGB in 0..255 (the official paths use H, W = 384, 512).
+            queries: ``(B, N, 3)`` rows ``(t, x, y)``: query frame and pixel position at the input resolution.
+            iters: refinement iterations per window (the official predictor uses 6, training 4).
+            feat_init: accepted for signature compatibility with the official model; must be None.
+            is_train: also return the per-window, per-iteration predictions for the training losses.
+
+        Returns:
+            ``(tracks (B, T, N, 2) pixels, feat_init (B, N, C), visibility (B, T, N) sigmoid probabilities,
+            train_data)``. Frames before a point's first window stay (0, 0) with visibility 0.5
+            (sigmoid of 0), as in the official code; ``train_data`` is a :class:`TrainData` or None.
+        """
+        if feat_init is not None:
+            raise ValueError("feat_init must be None: the model computes query features from the frames itself")
+        _check_video(rgbs, "rgbs")
+        B, T = rgbs.shape[:2]
+        _check_queries(queries, B, T, "queries")
+        S, step = self.window_len, self.config.window_step
+        state = SlidingWindowTracker(self, B, iters, rgbs.device, keep_train_data=is_train)
+        state.add_queries(queries)
+        traj = rgbs.new_zeros(B, T, queries.shape[1], 2)
+        vis = rgbs.new_zeros(B, T, queries.shape[1])
+        ind = 0
+        while ind < T - step:
+            lo = ind if ind == 0 else ind + step
+            new = _pad_frames(rgbs[:, lo : ind + S], (ind + S) - lo)
+            out = state.run_window(new, min(S, T - ind))
+            if out is not None:
+                out.write_into(traj, vis)
+            ind += step
+        return traj, state.feat_init, torch.sigmoid(vis), state.train_data
+
+
+def _pad_frames(frames: Tensor, length: int) -> Tensor:
+    """Pad ``(B, F, ...)`` to ``length`` frames by repeating the last frame (the official short-window rule)."""
+    missing = length - frames.shape[1]
+    if missing <= 0:
+        return frames
+    return torch.cat([frames, frames[:, -1:].expand(-1, missing, *frames.shape[2:])], dim=1)
+
+
+def _check_video(video: Tensor, name: str) -> None:
+    if not torch.is_tensor(video) or video.dim() != 5 or video.shape[2] != 3:
+        shape = tuple(video.shape) if torch.is_tensor(video) else type(video).__name__
+        raise ValueError(f"{name} must be a (B, T, 3, H, W) tensor, got {shape}")
+    if not video.is_floating_point():
+        raise TypeError(f"{name} must be a floating-point tensor with RGB values in 0..255, got {video.dtype}")
+    if video.numel() == 0:
+        raise ValueError(f"{name} is empty: shape {tuple(video.shape)}")
+
+
+def _check_queries(queries: Tensor, B: int, T: Optional[int], name: str) -> None:
+    if not torch.is_tensor(queries) or queries.dim() != 3 or queries.shape[-1] != 3 or queries.shape[0] != B:
+        shape = tuple(queries.shape) if torch.is_tensor(queries) else type(queries).__name__
+        raise ValueError(f"{name} must be a (B={B}, N, 3) tensor of (t, x, y) rows, got {shape}")
+    if queries.shape[1] == 0:
+        raise ValueError(f"{name} is empty: at least one query point is needed")
+    if not bool(torch.isfinite(queries).all()):
+        raise ValueError(f"{name} contains NaN or inf")
+    t = queries[..., 0]
+    if bool((t < 0).any()) or bool((t != t.round()).any()):
+        raise ValueError(f"{name}[..., 0] (query frame) must hold non-negative integers")
+    if T is not None and bool((t >= T).any()):
+        raise ValueError(f"{name}[..., 0] (query frame) must be < T = {T}, got max {int(t.max())}")
+
+
+def _gather_tracks(x: Tensor, index: Tensor, dim: int) -> Tensor:
+    """Gather along the track dimension ``dim`` of ``x`` with a ``(B, K)`` index."""
+    shape = [1] * x.dim()
+    shape[0], shape[dim] = index.shape
+    idx = index.reshape(shape).expand(*x.shape[:dim], index.shape[1], *x.shape[dim + 1 :])
+    return torch.gather(x, dim, idx)
+
+
+def _scatter_tracks(x: Tensor, index: Tensor, values: Tensor, dim: int) -> None:
+    shape = [1] * x.dim()
+    shape[0], shape[dim] = index.shape
+    idx = index.reshape(shape).expand_as(values)
+    x.scatter_(dim, idx, values)
+
+
+@dataclass
+class WindowOutput:
+    """Predictions of one window, for frames ``[start, start + length)``.
+
+    ``tracks`` ``(B, length, K, 2)`` pixels and ``vis_logits`` ``(B, length, K)`` belong to the tracks
+    ``index`` ``(B, K)``; only entries with ``valid`` ``(B, K)`` True are predictions.
+    """
+
+    start: int
+    length: int
+    index: Tensor
+    valid: Tensor
+    tracks: Tensor
+    vis_logits: Tensor
+
+    def write_into(self, traj: Tensor, vis: Tensor, offset: int = 0) -> None:
+        """Write into ``traj`` ``(B, T, N, 2)`` / ``vis`` ``(B, T, N)`` whose frame 0 is frame ``offset``."""
+        lo = self.start - offset
+        t_sl, v_sl = traj[:, lo : lo + self.length], vis[:, lo : lo + self.length]
+        keep = self.valid[:, None, :]
+        new_t = torch.where(keep[..., None], self.tracks, _gather_tracks(t_sl, self.index, 2))
+        new_v = torch.where(keep, self.vis_logits, _gather_tracks(v_sl, self.index, 2))
+        _scatter_tracks(t_sl, self.index, new_t.to(traj.dtype), 2)
+        _scatter_tracks(v_sl, self.index, new_v.to(vis.dtype), 2)
+
+
+@dataclass
+class TrainData:
+    """Per-window training outputs (lists indexed by window): all iterations' tracks ``(B, S_local, K, 2)``,
+    visibility logits ``(B, S_local, K)``, and the track ``index`` / ``valid`` ``(B, K)`` of each window."""
+
+    window_starts: List[int] = field(default_factory=list)
+    coord_preds: List[List[Tensor]] = field(default_factory=list)
+    vis_logits: List[Tensor] = field(default_factory=list)
+    index: List[Tensor] = field(default_factory=list)
+    valid: List[Tensor] = field(default_factory=list)
+
+
+class SlidingWindowTracker:
+    """The official sliding-window schedule as a state machine, one window at a time.
+
+    Windows start at 0, S/2, S, ...; window ``k`` covers frames ``[k S/2, k S/2 + S)``. A point is active in a
+    window once its query frame is ``< start + S``; in its first window its features are sampled from the
+    feature map of its query frame and its positions and visibility logits start at the query / ``10``; after that,
+    the first half of each window takes the second half of the previous window's last iteration and the second
+    half repeats its last frame. The track mask is 1 on frames at or after the query frame that no earlier window
+    estimated. The caller feeds frames (all S for the first window, the S/2 new ones after that) and writes the
+    returned :class:`WindowOutput`. Memory: one window of feature maps, plus O(N) per-track state.
+
+    Args:
+        model: the :class:`CoTracker` network.
+        batch_size: B.
+        iters: refinement iterations per window.
+    """
+
+    def __init__(self, model: CoTracker, batch_size: int, iters: int, device, keep_train_data: bool = False):
+        if iters < 1:
+            raise ValueError(f"iters must be >= 1, got {iters}")
+        self.model = model
+        self.B = batch_size
+        self.iters = iters
+        cfg = model.config
+        self.S, self.step = cfg.window_len, cfg.window_step
+        dtype = torch.float32
+        self.q_t = torch.zeros(batch_size, 0, dtype=torch.long, device=device)
+        self.q_xy = torch.zeros(batch_size, 0, 2, dtype=dtype, device=device)
+        self.feat_init = torch.zeros(batch_size, 0, cfg.latent_dim, dtype=dtype, device=device)
+        self.started = torch.zeros(batch_size, 0, dtype=torch.bool, device=device)
+        self.coords = torch.zeros(batch_size, self.S, 0, 2, dtype=dtype, device=device)
+        self.vis = torch.zeros(batch_size, self.S, 0, dtype=dtype, device=device)
+        self.cleared_until = torch.zeros(batch_size, 0, dtype=torch.long, device=device)
+        self.fmap_cache: Optional[Tensor] = None
+        self.next_start = 0
+        self.train_data = TrainData() if keep_train_data else None
+
+    @property
+    def num_tracks(self) -> int:
+        return self.q_t.shape[1]
+
+    def add_queries(self, queries: Tensor) -> None:
+        """Append points ``(B, M, 3)`` rows ``(t, x, y)`` in input pixels. Each query frame must not precede the
+        current window (``t >= next_start``): a window that already ran cannot take new points."""
+        _check_queries(queries, self.B, None, "queries")
+        t = queries[..., 0].round().long().to(self.q_t.device)
+        if bool((t < self.next_start).any()):
+            raise ValueError(
+                f"queries for frame {int(t.min())} arrived after the window starting at frame "
+                f"{self.next_start - self.step} ran; queries must arrive before their frame"
+            )
+        M = queries.shape[1]
+        dev = self.q_t.device
+        self.q_t = torch.cat([self.q_t, t], 1)
+        self.q_xy = torch.cat([self.q_xy, queries[..., 1:].to(dev, self.q_xy.dtype)], 1)
+        self.feat_init = torch.cat([self.feat_init, self.feat_init.new_zeros(self.B, M, self.feat_init.shape[-1])], 1)
+        self.started = torch.cat([self.started, self.started.new_zeros(self.B, M)], 1)
+        self.coords = torch.cat([self.coords, self.coords.new_zeros(self.B, self.S, M, 2)], 2)
+        self.vis = torch.cat([self.vis, self.vis.new_zeros(self.B, self.S, M)], 2)
+        self.cleared_until = torch.cat([self.cleared_until, self.cleared_until.new_zeros(self.B, M)], 1)
+
+    def run_window(self, new_frames: Tensor, num_real: int) -> Optional[WindowOutput]:
+        """Run the next window.
+
+        Args:
+            new_frames: ``(B, F, 3, H, W)`` RGB 0..255: all S frames for the first window, else the S/2 frames
+                ``[start + S/2, start + S)``; frames past the end of the video are the last frame repeated.
+            num_real: frames of this window that exist in the video (``min(S, T - start)``).
+
+        Returns:
+            The window's predictions, or None when no point is active yet (the features are still cached).
+        """
+        start, S, step = self.next_start, self.S, self.step
+        expected = S if self.fmap_cache is None else step
+        if new_frames.shape[1] != expected:
+            raise ValueError(f"window at frame {start} needs {expected} new frames, got {new_frames.shape[1]}")
+        model = self.model
+        new_fmaps = model.encode(new_frames)
+        fmaps = new_fmaps if self.fmap_cache is None else torch.cat([self.fmap_cache, new_fmaps], 1)
+        self.fmap_cache = fmaps[:, step:]
+        self.next_start = start + step
+
+        active = self.q_t < start + S  # (B, N)
+        counts = active.sum(1)
+        K = int(counts.max()) if self.num_tracks else 0
+        if K == 0:
+            return None
+        # Active points first, each sample in its own original order; positions past its count are padding.
+        index = torch.argsort((~active).to(torch.int8), dim=1, stable=True)[:, :K]
+        valid = torch.arange(K, device=index.device)[None] < counts[:, None]
+        stride = model.stride
+
+        new = valid & ~_gather_tracks(self.started, index, 1)
+        if bool(new.any()):
+            xy = _gather_tracks(self.q_xy, index, 1) / stride  # (B, K, 2) feature cells
+            rel_t = (_gather_tracks(self.q_t, index, 1) - start).clamp(0, S - 1)
+            B, _, C, h, w = fmaps.shape
+            per_frame = ops.bilinear_sample_border(
+                fmaps.reshape(B * S, C, h, w), xy[:, None].expand(B, S, K, 2).reshape(B * S, K, 2)
+            ).reshape(B, S, K, C)
+            feats = torch.gather(per_frame, 1, rel_t[:, None, :, None].expand(B, 1, K, C))[:, 0]
+            old_f = _gather_tracks(self.feat_init, index, 1)
+            _scatter_tracks(self.feat_init, index, torch.where(new[..., None], feats.to(old_f.dtype), old_f), 1)
+            old_c = _gather_tracks(self.coords, index, 2)
+            new_c = torch.where(new[:, None, :, None], xy[:, None].expand_as(old_c), old_c)
+            _scatter_tracks(self.coords, index, new_c, 2)
+            old_v = _gather_tracks(self.vis, index, 2)
+            _scatter_tracks(self.vis, index, torch.where(new[:, None], torch.full_like(old_v, VIS_INIT_LOGIT), old_v), 2)
+            _scatter_tracks(self.started, index, _gather_tracks(self.started, index, 1) | new, 1)
+
+        frames_abs = start + torch.arange(S, device=index.device)[None, :, None]  # (1, S, 1)
+        track_mask = (
+            (frames_abs >= _gather_tracks(self.q_t, index, 1)[:, None])
+            & (frames_abs >= _gather_tracks(self.cleared_until, index, 1)[:, None])
+            & (frames_abs < start + num_real)
+        )
+        preds, vis_logits = model.forward_window(
+            fmaps,
+            _gather_tracks(self.coords, index, 2),
+            _gather_tracks(self.feat_init, index, 1),
+            _gather_tracks(self.vis, index, 2),
+            track_mask,
+            self.iters,
+            track_valid=None if bool(valid.all()) else valid,
+        )
+        last = preds[-1]
+        # Carry into the next window: its first half is this window's second half; its second half repeats the
+        # last frame. Visibility carries the raw logits.
+        carry_c = torch.cat([last[:, step:], last[:, -1:].expand(-1, S - step, -1, -1)], 1) / stride
+        carry_v = torch.cat([vis_logits[:, step:], vis_logits[:, -1:].expand(-1, S - step, -1)], 1)
+        keep = valid[:, None]
+        _scatter_tracks(self.coords, index, torch.where(keep[..., None], carry_c, _gather_tracks(self.coords, index, 2)), 2)
+        _scatter_tracks(self.vis, index, torch.where(keep, carry_v, _gather_tracks(self.vis, index, 2)), 2)
+        cleared = torch.where(valid, torch.full_like(index, start + S), _gather_tracks(self.cleared_until, index, 1))
+        _scatter_tracks(self.cleared_until, index, cleared, 1)
+
+        n = num_real
+        if self.train_data is not None:
+            td = self.train_data
+            td.window_starts.append(start)
+            td.coord_preds.append([p[:, :n] for p in preds])
+            td.vis_logits.append(vis_logits[:, :n])
+            td.index.append(index)
+            td.valid.append(valid)
+        return WindowOutput(start, n, index, valid, last[:, :n], vis_logits[:, :n])

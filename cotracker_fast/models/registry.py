@@ -1,0 +1,56 @@
+"""Named model variants and the factory.
+
+The official v1 checkpoints are named ``cotracker_stride_{stride}_wind_{window}.pth``; the official builder picks
+the configuration from the file's base name (the text before the first ``.``). We do the same, and also accept the
+variant name directly.
+"""
+from __future__ import annotations
+
+import os
+from typing import Dict, List, Optional
+
+from .config import CoTrackerConfig
+
+MODEL_CONFIGS: Dict[str, CoTrackerConfig] = {
+    # "the model used to produce the results in the paper"; the torch.hub default
+    "cotracker_stride_4_wind_8": CoTrackerConfig(stride=4, window_len=8),
+    "cotracker_stride_4_wind_12": CoTrackerConfig(stride=4, window_len=12),
+    # the fastest official variant
+    "cotracker_stride_8_wind_16": CoTrackerConfig(stride=8, window_len=16),
+}
+DEFAULT_MODEL = "cotracker_stride_4_wind_8"
+
+
+def list_models() -> List[str]:
+    """Names accepted by :func:`create_model` and ``CoTrackerPredictor(model_name=...)``."""
+    return sorted(MODEL_CONFIGS)
+
+
+def get_config(name: str) -> CoTrackerConfig:
+    try:
+        return MODEL_CONFIGS[name]
+    except KeyError:
+        raise ValueError(f"unknown model name {name!r}; expected one of {list_models()}") from None
+
+
+def model_name_from_checkpoint(path: Optional[str]) -> str:
+    """The variant an official checkpoint file name implies (``None`` gives the default, stride 4 / window 8).
+
+    Raises ValueError for a name that is not one of the official variants, as the official builder does.
+    """
+    if path is None:
+        return DEFAULT_MODEL
+    base = os.path.basename(str(path)).split(".")[0]
+    if base not in MODEL_CONFIGS:
+        raise ValueError(
+            f"cannot infer the model variant from checkpoint file name {os.path.basename(str(path))!r}: its base "
+            f"name must be one of {list_models()}; pass model_name=... explicitly for other file names"
+        )
+    return base
+
+
+def create_model(name: str = DEFAULT_MODEL, **kwargs):
+    """Build an (untrained) :class:`~cotracker_fast.models.cotracker.CoTracker` of the named variant."""
+    from .cotracker import CoTracker
+
+    return CoTracker(get_config(name), **kwargs)

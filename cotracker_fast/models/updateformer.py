@@ -1,0 +1,99 @@
+"""UpdateFormer: alternating time and space (group) attention over the tokens of all tracks of a window."""
+from __future__ import annotations
+
+from typing import Optional
+
+import torch.nn as nn
+from torch import Tensor
+
+from .. import ops
+from .config import CoTrackerConfig
+
+
+class Attention(nn.Module):
+    """Multi-head self-attention with one packed ``qkv`` projection (keys ``attn.qkv`` / ``attn.proj``)."""
+
+    def __init__(self, dim: int, num_heads: int, backend: ops.BackendSpec = None):
+        super().__init__()
+        self.num_heads = num_heads
+        self.head_dim = dim // num_heads
+        self.qkv = nn.Linear(dim, 3 * dim, bias=True)
+        self.proj = nn.Linear(dim, dim)
+        self.backend = backend
+
+    def forward(self, x: Tensor, key_mask: Optional[Tensor] = None) -> Tensor:
+        Bt, L, _ = x.shape
+        qkv = self.qkv(x).view(Bt, L, 3, self.num_heads, self.head_dim)
+        return self.proj(ops.attention(qkv, key_mask, backend=self.backend))
+
+
+class Mlp(nn.Module):
+    def __init__(self, dim: int, hidden: int):
+        super().__init__()
+        self.fc1 = nn.Linear(dim, hidden)
+        self.act = nn.GELU(approximate="tanh")
+        self.fc2 = nn.Linear(hidden, dim)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.fc2(self.act(self.fc1(x)))
+
+
+class AttnBlock(nn.Module):
+    """Pre-norm transformer block: ``x + attn(LN(x))`` then ``x + mlp(LN(x))``; LayerNorms have no affine."""
+
+    def __init__(self, dim: int, num_heads: int, mlp_ratio: float, backend: ops.BackendSpec = None):
+        super().__init__()
+        self.norm1 = nn.LayerNorm(dim, elementwise_affine=False, eps=1e-6)
+        self.attn = Attention(dim, num_heads, backend)
+        self.norm2 = nn.LayerNorm(dim, elementwise_affine=False, eps=1e-6)
+        self.mlp = Mlp(dim, int(dim * mlp_ratio))
+
+    def forward(self, x: Tensor, key_mask: Optional[Tensor] = None) -> Tensor:
+        x = x + self.attn(self.norm1(x), key_mask)
+        return x + self.mlp(self.norm2(x))
+
+
+class UpdateFormer(nn.Module):
+    """Tokens ``(B, N, S, input_dim)`` -> updates ``(B, N, S, output_dim)``.
+
+    Round i runs a time block (attention over the S frames of each track) and, every ``time_depth // space_depth``
+    rounds, a space block (attention over the N tracks of each frame). ``track_valid`` ``(B, N)`` bool marks
+    padding tracks that no valid track may attend to (used for batches whose samples have different active tracks).
+    """
+
+    def __init__(self, cfg: CoTrackerConfig, backend: ops.BackendSpec = None):
+        super().__init__()
+        self.cfg = cfg
+        dim = cfg.hidden_size
+        self.input_transform = nn.Linear(cfg.input_dim, dim)
+        self.flow_head = nn.Linear(dim, cfg.output_dim)
+        self.time_blocks = nn.ModuleList(
+            AttnBlock(dim, cfg.num_heads, cfg.mlp_ratio, backend) for _ in range(cfg.time_depth)
+        )
+        self.space_blocks = nn.ModuleList(
+            AttnBlock(dim, cfg.num_heads, cfg.mlp_ratio, backend) for _ in range(cfg.space_depth)
+        )
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """Xavier-uniform weights and zero biases on every Linear (the official training init)."""
+        for m in self.modules():
+            if isinstance(m, nn.Linear):
+                nn.init.xavier_uniform_(m.weight)
+                nn.init.zeros_(m.bias)
+
+    def forward(self, tokens: Tensor, track_valid: Optional[Tensor] = None) -> Tensor:
+        B, N, S, _ = tokens.shape
+        x = self.input_transform(tokens)
+        D = x.shape[-1]
+        key_mask = None
+        if track_valid is not None:
+            key_mask = track_valid[:, None, :].expand(B, S, N).reshape(B * S, N)
+        every = self.cfg.time_depth // self.cfg.space_depth
+        for i, tblock in enumerate(self.time_blocks):
+            x = tblock(x.reshape(B * N, S, D)).reshape(B, N, S, D)
+            if i % every == 0:
+                sblock = self.space_blocks[i // every]
+                x = x.transpose(1, 2).reshape(B * S, N, D)
+                x = sblock(x, key_mask).reshape(B, S, N, D).transpose(1, 2)
+        return self.flow_head(x)

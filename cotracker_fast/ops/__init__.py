@@ -1,0 +1,126 @@
+"""Public functional ops of cotracker_fast, each dispatched through one backend resolver.
+
+``corr_sample`` and ``attention`` are what the model calls; see :mod:`cotracker_fast.ops.backend` for how the
+implementation is chosen and :mod:`cotracker_fast.ops._torch_impl` for the references.
+"""
+from __future__ import annotations
+
+from typing import List, Optional, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from . import _torch_impl
+from .backend import (
+    BackendSpec,
+    BackendUnavailableError,
+    available_backends,
+    register_backend,
+    resolve,
+)
+
+__all__ = [
+    "corr_sample",
+    "attention",
+    "build_pyramid",
+    "bilinear_sample_border",
+    "resolve",
+    "register_backend",
+    "available_backends",
+    "BackendUnavailableError",
+]
+
+register_backend("corr_sample", "reference", _torch_impl._corr_sample_dense)
+register_backend("corr_sample", "torch", _torch_impl._corr_sample, auto_priority=100)
+register_backend("attention", "reference", _torch_impl._attention_math)
+register_backend("attention", "torch", _torch_impl._attention_sdpa, auto_priority=100)
+
+
+def corr_sample(
+    fmaps: Sequence[Tensor], feats: Tensor, coords: Tensor, radius: int = 3, *, backend: BackendSpec = None
+) -> Tensor:
+    """Multi-scale correlation samples of track features around track positions.
+
+    For every (batch b, frame s, track n) and pyramid level l, the correlation between the track feature and the
+    level-l feature map, scaled by 1/sqrt(C), is bilinearly sampled (align_corners=True semantics: integer
+    coordinates are cell centres; zero outside the map) on the square grid ``coords / 2**l + (dx, dy)``,
+    ``dx, dy in -radius..radius`` (in level-l cells).
+
+    Args:
+        fmaps: L tensors ``(B, S, C, H_l, W_l)``, the feature pyramid (level 0 first; see :func:`build_pyramid`).
+        feats: ``(B, S, N, C)`` track features.
+        coords: ``(B, S, N, 2)`` track positions (x, y) in level-0 feature-map cells.
+        radius: neighbourhood radius r; (2r+1)^2 values per level.
+        backend: see :mod:`cotracker_fast.ops.backend`.
+
+    Returns:
+        ``(B, S, N, L * (2r+1)^2)`` float32: levels in order; within a level the official x-major order,
+        flat index ``k = (dx + r) * (2r+1) + (dy + r)``. Computed in float32 whatever the input dtype.
+        No gradient flows to ``coords`` in the model (it detaches them); the references are differentiable in all
+        inputs.
+    """
+    _, fn = resolve("corr_sample", backend, feats.device, feats.dtype)
+    return fn(fmaps, feats, coords, radius)
+
+
+def attention(
+    qkv: Tensor, key_mask: Optional[Tensor] = None, scale: Optional[float] = None, *, backend: BackendSpec = None
+) -> Tensor:
+    """Multi-head attention on a packed projection, no causal mask, no bias.
+
+    Args:
+        qkv: ``(batch, L, 3, heads, head_dim)``: the output of the ``qkv`` Linear viewed as q, k, v per head.
+        key_mask: optional bool ``(batch, L)``; False keys are ignored. Every batch row needs a valid key.
+        scale: softmax scale, default ``head_dim ** -0.5``.
+        backend: see :mod:`cotracker_fast.ops.backend`.
+
+    Returns:
+        ``(batch, L, heads * head_dim)`` in the dtype of ``qkv``, ready for the output projection.
+    """
+    _, fn = resolve("attention", backend, qkv.device, qkv.dtype)
+    return fn(qkv, key_mask, scale)
+
+
+def build_pyramid(fmaps: Tensor, levels: int) -> List[Tensor]:
+    """Feature pyramid: level 0 is ``fmaps`` ``(B, S, C, H, W)``; each next level is a 2x2 average pool (odd sizes
+    round down). Returns ``levels`` tensors ``(B, S, C, H_l, W_l)``."""
+    if fmaps.dim() != 5:
+        raise ValueError(f"fmaps must be (B, S, C, H, W), got shape {tuple(fmaps.shape)}")
+    B, S, C, H, W = fmaps.shape
+    pyramid = [fmaps]
+    cur = fmaps.reshape(B * S, C, H, W)
+    for lvl in range(1, levels):
+        if min(cur.shape[-2:]) < 2:
+            raise ValueError(f"feature map {H}x{W} is too small for {levels} pyramid levels")
+        cur = F.avg_pool2d(cur, 2, stride=2)
+        pyramid.append(cur.reshape(B, S, C, *cur.shape[-2:]))
+    return pyramid
+
+
+def bilinear_sample_border(img: Tensor, xy: Tensor) -> Tensor:
+    """Bilinear sample ``img`` ``(B, C, H, W)`` at ``xy`` ``(B, N, 2)`` pixel positions (x, y).
+
+    Integer coordinates are pixel centres; positions outside the image take the border value (edge replicate),
+    the convention the official model uses for query features and the position embedding.
+    Returns ``(B, N, C)``.
+    """
+    B, C, H, W = img.shape
+    x, y = xy[..., 0].to(img.dtype), xy[..., 1].to(img.dtype)
+    x0, y0 = torch.floor(x), torch.floor(y)
+    wx1, wy1 = x - x0, y - y0
+    wx0, wy0 = 1 - wx1, 1 - wy1
+    x0i, y0i = x0.long(), y0.long()
+    flat = img.reshape(B, C, H * W)
+
+    def tap(yi, xi):
+        idx = yi.clamp(0, H - 1) * W + xi.clamp(0, W - 1)  # (B, N)
+        return torch.gather(flat, 2, idx[:, None, :].expand(-1, C, -1))  # (B, C, N)
+
+    out = (
+        tap(y0i, x0i) * (wx0 * wy0)[:, None]
+        + tap(y0i, x0i + 1) * (wx1 * wy0)[:, None]
+        + tap(y0i + 1, x0i) * (wx0 * wy1)[:, None]
+        + tap(y0i + 1, x0i + 1) * (wx1 * wy1)[:, None]
+    )
+    return out.transpose(1, 2)

@@ -1,0 +1,110 @@
+"""One resolver that picks the implementation of each op.
+
+Precedence: the explicit ``backend=`` argument, then the environment (``COTRACKER_FAST_BACKEND_<OP>`` for one op,
+``COTRACKER_FAST_BACKEND`` for all), then an automatic choice by device, dtype and availability.
+
+* A backend asked for by name (argument or environment) that is unknown or cannot run on these inputs raises
+  :class:`BackendUnavailableError`, naming the reason.
+* The automatic choice walks the op's preference list and silently falls back to the PyTorch implementation.
+
+Backends per op (later kernels register themselves with :func:`register_backend`):
+
+=============  ==============================================  =========================================
+op             name                                            what
+=============  ==============================================  =========================================
+corr_sample    ``reference``                                   dense correlation volume (official maths)
+corr_sample    ``torch``                                       local gather + dot products, O(N) memory
+attention      ``reference``                                   explicit softmax(q k^T) v
+attention      ``torch``                                       ``F.scaled_dot_product_attention``
+=============  ==============================================  =========================================
+
+``backend`` may be a string (applied to every op) or a dict ``{"corr_sample": ..., "attention": ...}``;
+``"auto"`` or ``None`` means the automatic choice.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Callable, Dict, List, Mapping, Optional, Union
+
+import torch
+
+ENV_ALL = "COTRACKER_FAST_BACKEND"
+BackendSpec = Union[None, str, Mapping[str, str]]
+
+
+class BackendUnavailableError(RuntimeError):
+    """An explicitly requested backend does not exist or cannot run on the given inputs."""
+
+
+@dataclass
+class _Impl:
+    fn: Callable
+    # returns None when the backend can run on (device, dtype), else a human-readable reason
+    check: Callable[[torch.device, torch.dtype], Optional[str]]
+
+
+@dataclass
+class _OpEntry:
+    impls: Dict[str, _Impl] = field(default_factory=dict)
+    auto_order: List[str] = field(default_factory=list)
+
+
+_REGISTRY: Dict[str, _OpEntry] = {}
+
+
+def _always(device, dtype) -> Optional[str]:
+    return None
+
+
+def register_backend(op: str, name: str, fn: Callable, *, check=None, auto_priority: Optional[int] = None) -> None:
+    """Register ``fn`` as backend ``name`` of ``op``.
+
+    ``check(device, dtype)`` returns None when the backend can run, else the reason it cannot. ``auto_priority``:
+    position in the automatic preference list (lower first); None keeps it out of the automatic choice.
+    """
+    entry = _REGISTRY.setdefault(op, _OpEntry())
+    entry.impls[name] = _Impl(fn, check or _always)
+    if name in entry.auto_order:
+        entry.auto_order.remove(name)
+    if auto_priority is not None:
+        entry.auto_order.insert(min(auto_priority, len(entry.auto_order)), name)
+
+
+def available_backends(op: str) -> List[str]:
+    """Names registered for ``op`` (whether or not they can run on the current machine)."""
+    return sorted(_REGISTRY[op].impls)
+
+
+def _requested(op: str, backend: BackendSpec) -> Optional[str]:
+    if isinstance(backend, Mapping):
+        unknown = set(backend) - set(_REGISTRY)
+        if unknown:
+            raise ValueError(f"backend dict names unknown ops {sorted(unknown)}; ops are {sorted(_REGISTRY)}")
+        backend = backend.get(op)
+    if backend is None:
+        backend = os.environ.get(f"{ENV_ALL}_{op.upper()}") or os.environ.get(ENV_ALL) or None
+    if backend is not None and not isinstance(backend, str):
+        raise TypeError(f"backend must be None, a str or a dict of str, got {type(backend).__name__}")
+    return None if backend in (None, "", "auto") else backend
+
+
+def resolve(op: str, backend: BackendSpec, device: torch.device, dtype: torch.dtype) -> tuple:
+    """Return ``(name, fn)`` of the implementation of ``op`` to run on tensors of ``device`` / ``dtype``."""
+    entry = _REGISTRY[op]
+    name = _requested(op, backend)
+    if name is not None:
+        impl = entry.impls.get(name)
+        if impl is None:
+            raise BackendUnavailableError(
+                f"{op} has no backend {name!r}; registered: {available_backends(op)} (or 'auto')"
+            )
+        reason = impl.check(device, dtype)
+        if reason is not None:
+            raise BackendUnavailableError(f"{op} backend {name!r} cannot run here: {reason}")
+        return name, impl.fn
+    for cand in entry.auto_order:
+        impl = entry.impls[cand]
+        if impl.check(device, dtype) is None:
+            return cand, impl.fn
+    raise BackendUnavailableError(f"no backend of {op} can run on {device} / {dtype}")
