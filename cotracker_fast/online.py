@@ -1,0 +1,289 @@
+"""Streaming (online) CoTracker v1 predictor: frames arrive in chunks of any size, tracks come out as soon as they
+are final.
+
+The window schedule is the offline one (:class:`~cotracker_fast.models.cotracker.SlidingWindowTracker`): the window
+starting at frame ``s`` runs once frames ``[s, s + S)`` have arrived, and after it frames ``[s, s + S/2)`` are final
+because the next window starts at ``s + S/2``. So the tracks are those of :class:`CoTrackerPredictor` on the whole
+video with the same (forward) queries, emitted with a delay of at most ``S`` frames, while only one window of frames
+and feature maps is held.
+"""
+from __future__ import annotations
+
+import contextlib
+from typing import Optional, Tuple
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from . import ops
+from .models.cotracker import SlidingWindowTracker
+from .predictor import (
+    OFFICIAL_DEFAULT_CHECKPOINT,
+    VISIBILITY_THRESHOLD,
+    _check_user_queries,
+    build_model,
+    get_points_on_a_grid,
+)
+
+
+class CoTrackerOnlinePredictor(nn.Module):
+    """Online tracking with a CoTracker v1 model.
+
+    Usage::
+
+        online = CoTrackerOnlinePredictor("cotracker_stride_4_wind_8.pth")
+        online.start(video_hw=(H, W), queries=queries)          # (B, N, 3) rows (t, x, y), pixels
+        for chunk in chunks:                                      # (B, F, 3, H, W), RGB 0..255, any F >= 1
+            tracks, vis, first = online.step(chunk)               # frames [first, first + tracks.shape[1])
+        tracks, vis, first = online.finish()                      # the remaining frames
+
+    Queries may be added between steps with :meth:`add_queries`, as long as each query's frame has not arrived yet.
+    Like the offline predictor, a 6x6 support grid queried at frame 0 is tracked with user queries (or a mask) and
+    dropped from the output, the visibility threshold is 0.9 and each point is placed exactly at its query.
+
+    Args: as :class:`~cotracker_fast.predictor.CoTrackerPredictor` (``checkpoint``, ``model_name``, ``device``,
+    ``backend``, ``dtype``, ``iters``).
+    """
+
+    def __init__(
+        self,
+        checkpoint: Optional[str] = OFFICIAL_DEFAULT_CHECKPOINT,
+        *,
+        model_name: Optional[str] = None,
+        device=None,
+        backend: ops.BackendSpec = None,
+        dtype: Optional[torch.dtype] = None,
+        iters: int = 6,
+    ):
+        super().__init__()
+        self.interp_shape = (384, 512)
+        self.support_grid_size = 6
+        if dtype not in (None, torch.float32, torch.bfloat16, torch.float16):
+            raise ValueError(f"dtype must be torch.float32, torch.bfloat16 or torch.float16, got {dtype}")
+        self.dtype = dtype or torch.float32
+        self.iters = iters
+        self.model, self.model_name = build_model(checkpoint, model_name, backend)
+        if device is not None:
+            self.to(device)
+        self.eval()
+        self._state: Optional[SlidingWindowTracker] = None
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    @property
+    def window_len(self) -> int:
+        return self.model.window_len
+
+    @property
+    def frames_received(self) -> int:
+        return self._received
+
+    # ------------------------------------------------------------------ public API
+    @torch.no_grad()
+    def start(
+        self,
+        video_hw: Tuple[int, int],
+        queries: Optional[Tensor] = None,
+        *,
+        grid_size: int = 0,
+        grid_query_frame: int = 0,
+        segm_mask: Optional[Tensor] = None,
+        batch_size: Optional[int] = None,
+    ) -> None:
+        """Begin a new video of frame size ``video_hw = (H, W)`` pixels.
+
+        Give ``queries`` ``(B, N, 3)`` (rows ``(t, x, y)`` in pixels), or ``grid_size > 0`` for a grid queried at
+        ``grid_query_frame`` (optionally restricted to ``segm_mask`` ``(1, 1, H, W)``), or neither and add queries
+        later with :meth:`add_queries`. ``batch_size`` defaults to ``queries.shape[0]`` (or 1).
+        """
+        H, W = (int(v) for v in video_hw)
+        if H < 1 or W < 1:
+            raise ValueError(f"video_hw must be two positive sizes (H, W), got {video_hw}")
+        if queries is not None and grid_size > 0:
+            raise ValueError("pass either queries or grid_size > 0, not both")
+        if segm_mask is not None and grid_size == 0:
+            raise ValueError("segm_mask selects grid points: it needs grid_size > 0")
+        B = batch_size or (queries.shape[0] if torch.is_tensor(queries) and queries.dim() == 3 else 1)
+        self._hw, self._B = (H, W), B
+        self._received = 0
+        self._emitted = 0
+        self._buffer = []  # frames received but not yet fed to a window, resized, (B, F, 3, 384, 512)
+        self._buffered = 0
+        self._last_frame: Optional[Tensor] = None
+        self._queries = torch.zeros(B, 0, 3, device=self.device)  # user queries, model pixels
+        self._tracks = torch.zeros(B, 0, 0, 2, device=self.device)  # pending outputs from frame self._emitted
+        self._vis = torch.zeros(B, 0, 0, device=self.device)
+        self._state = SlidingWindowTracker(self.model, B, self.iters, self.device)
+        self._is_user = torch.zeros(0, dtype=torch.bool, device=self.device)  # per model track: user point?
+        self._finished = False
+
+        ih, iw = self.interp_shape
+        if grid_size > 0:
+            pts = get_points_on_a_grid(grid_size, self.interp_shape, device=self.device)
+            if segm_mask is not None:
+                if segm_mask.dim() != 4 or tuple(segm_mask.shape[:2]) != (1, 1) or tuple(segm_mask.shape[-2:]) != (H, W):
+                    raise ValueError(f"segm_mask must be (1, 1, H={H}, W={W}), got {tuple(segm_mask.shape)}")
+                m = F.interpolate(segm_mask.float().to(self.device), self.interp_shape, mode="nearest")[0, 0]
+                pick = m[pts[0, :, 1].round().long(), pts[0, :, 0].round().long()] > 0
+                if not bool(pick.any()):
+                    raise ValueError("segm_mask selects no grid point: enlarge the mask or the grid")
+                pts = pts[:, pick]
+            q = torch.cat([torch.full_like(pts[..., :1], float(grid_query_frame)), pts], 2).expand(B, -1, -1)
+            self._add_model_queries(q, user=True)
+        elif queries is not None:
+            self.add_queries(queries)
+        if grid_size == 0 or segm_mask is not None:
+            sup = get_points_on_a_grid(self.support_grid_size, self.interp_shape, device=self.device)
+            sup = torch.cat([torch.zeros_like(sup[..., :1]), sup], 2).expand(B, -1, -1)
+            self._add_model_queries(sup, user=False)
+
+    @torch.no_grad()
+    def add_queries(self, queries: Tensor) -> None:
+        """Add points ``(B, M, 3)`` rows ``(t, x, y)`` in pixels; every ``t`` must be a frame not received yet."""
+        self._require_started()
+        H, W = self._hw
+        queries = _check_user_queries(queries, self._B, 2**62, H, W).to(self.device)
+        early = queries[..., 0] < self._received
+        if bool(early.any()):
+            raise ValueError(
+                f"queries for frame {int(queries[..., 0][early].min())} arrived after that frame "
+                f"({self._received} frames received): queries must arrive before their frame"
+            )
+        q = queries.clone()
+        q[..., 1] *= self.interp_shape[1] / W
+        q[..., 2] *= self.interp_shape[0] / H
+        self._add_model_queries(q, user=True)
+
+    @torch.no_grad()
+    def step(self, frames: Tensor) -> Tuple[Tensor, Tensor, int]:
+        """Feed ``frames`` ``(B, F, 3, H, W)`` (RGB 0..255, float or uint8) and get the frames that became final.
+
+        Returns:
+            ``(tracks (B, F_out, N, 2) pixels, visibilities (B, F_out, N) bool, first_frame_index)``, N being the
+            user queries known so far (F_out may be 0).
+        """
+        self._require_started()
+        if self._finished:
+            raise RuntimeError("finish() was called; call start() for a new video")
+        H, W = self._hw
+        if not torch.is_tensor(frames) or frames.dim() != 5 or tuple(frames.shape[2:]) != (3, H, W) or (
+            frames.shape[0] != self._B
+        ):
+            shape = tuple(frames.shape) if torch.is_tensor(frames) else type(frames).__name__
+            raise ValueError(f"frames must be (B={self._B}, F, 3, H={H}, W={W}), got {shape}")
+        frames = frames.to(self.device, torch.float32)
+        if not bool(torch.isfinite(frames).all()):
+            raise ValueError("frames contain NaN or inf values")
+        if frames.shape[1] == 0:
+            return self._emit_until(self._emitted)
+        B, F_ = frames.shape[:2]
+        resized = F.interpolate(
+            frames.reshape(B * F_, 3, H, W), self.interp_shape, mode="bilinear", align_corners=False
+        ).reshape(B, F_, 3, *self.interp_shape)
+        self._buffer.append(resized)
+        self._buffered += F_
+        self._received += F_
+        self._last_frame = resized[:, -1:]
+        S, step = self.model.window_len, self.model.config.window_step
+        # A full window is available once frames [start, start + S) have arrived.
+        while self._state.next_start + S <= self._received:
+            self._run_next(total=None)
+        return self._emit_until(self._state.next_start)
+
+    @torch.no_grad()
+    def finish(self) -> Tuple[Tensor, Tensor, int]:
+        """End of the video: run the last (padded) windows and return all remaining frames."""
+        self._require_started()
+        if self._finished:
+            raise RuntimeError("finish() was already called")
+        T = self._received
+        if T == 0:
+            raise ValueError("no frames were given: the video is empty")
+        step = self.model.config.window_step
+        while self._state.next_start < T - step:
+            self._run_next(total=T)
+        self._finished = True
+        return self._emit_until(T)
+
+    # ------------------------------------------------------------------ internals
+    def _require_started(self):
+        if self._state is None:
+            raise RuntimeError("call start(video_hw=..., queries=...) first")
+
+    def _autocast(self):
+        if self.dtype == torch.float32:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=self.dtype)
+
+    def _add_model_queries(self, q: Tensor, user: bool) -> None:
+        self._state.add_queries(q)
+        if user:
+            self._queries = torch.cat([self._queries, q], 1)
+        M = q.shape[1]
+        self._tracks = torch.cat([self._tracks, self._tracks.new_zeros(self._B, self._tracks.shape[1], M, 2)], 2)
+        self._vis = torch.cat([self._vis, self._vis.new_zeros(self._B, self._vis.shape[1], M)], 2)
+        self._is_user = torch.cat([self._is_user, torch.full((M,), user, dtype=torch.bool, device=self.device)])
+
+    def _take_frames(self, n: int) -> Tensor:
+        """Pop ``n`` frames from the buffer, padding with the last frame past the end of the video."""
+        out, need = [], n
+        while need > 0 and self._buffer:
+            head = self._buffer[0]
+            if head.shape[1] <= need:
+                out.append(head)
+                need -= head.shape[1]
+                self._buffer.pop(0)
+            else:
+                out.append(head[:, :need])
+                self._buffer[0] = head[:, need:]
+                need = 0
+        if need > 0:
+            out.append(self._last_frame.expand(-1, need, -1, -1, -1))
+        self._buffered = sum(b.shape[1] for b in self._buffer)
+        return torch.cat(out, 1)
+
+    def _run_next(self, total: Optional[int]) -> None:
+        state = self._state
+        start, S, step = state.next_start, self.model.window_len, self.model.config.window_step
+        n_new = S if start == 0 else step
+        frames = self._take_frames(n_new)
+        num_real = S if total is None else min(S, total - start)
+        with self._autocast():
+            out = state.run_window(frames, num_real)
+        end = start + num_real
+        have = self._emitted + self._tracks.shape[1]
+        if end > have:  # grow the pending-output buffer (zeros = not predicted)
+            self._tracks = torch.cat([self._tracks, self._tracks.new_zeros(self._B, end - have, *self._tracks.shape[2:])], 1)
+            self._vis = torch.cat([self._vis, self._vis.new_zeros(self._B, end - have, self._vis.shape[2])], 1)
+        if out is not None:
+            out.tracks, out.vis_logits = out.tracks.float(), out.vis_logits.float()
+            out.write_into(self._tracks, self._vis, offset=self._emitted)
+
+    def _emit_until(self, frame: int) -> Tuple[Tensor, Tensor, int]:
+        first = self._emitted
+        n = max(0, frame - first)
+        have = self._tracks.shape[1]
+        if n > have:  # frames no window covers (a video of at most S/2 frames): never predicted
+            self._tracks = torch.cat([self._tracks, self._tracks.new_zeros(self._B, n - have, *self._tracks.shape[2:])], 1)
+            self._vis = torch.cat([self._vis, self._vis.new_zeros(self._B, n - have, self._vis.shape[2])], 1)
+        tracks, logits = self._tracks[:, :n], self._vis[:, :n]
+        self._tracks, self._vis = self._tracks[:, n:], self._vis[:, n:]
+        self._emitted += n
+        user = self._is_user
+        tracks = tracks[:, :, user].clone()
+        vis = torch.sigmoid(logits[:, :, user]) > VISIBILITY_THRESHOLD
+        # query-point correction, as the offline predictor
+        q = self._queries
+        t = q[..., 0].long() - first
+        hit = (t >= 0) & (t < n)
+        if bool(hit.any()):
+            b_idx, n_idx = hit.nonzero(as_tuple=True)
+            tracks[b_idx, t[b_idx, n_idx], n_idx] = q[b_idx, n_idx, 1:]
+            vis[b_idx, t[b_idx, n_idx], n_idx] = True
+        H, W = self._hw
+        tracks[..., 0] *= W / float(self.interp_shape[1])
+        tracks[..., 1] *= H / float(self.interp_shape[0])
+        return tracks, vis, first

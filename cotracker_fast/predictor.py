@@ -1,0 +1,314 @@
+"""Drop-in replacement for the official ``cotracker.predictor.CoTrackerPredictor`` (v1).
+
+``CoTrackerPredictor(checkpoint=path)`` takes the official checkpoint files, and ``forward`` takes the official
+arguments and returns the official outputs. Extra options are keyword-only and default to the official behaviour.
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+import warnings
+from typing import Optional, Tuple
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from . import ops
+from .models.checkpoint import load_checkpoint
+from .models.cotracker import CoTracker, _check_video
+from .models.registry import create_model, model_name_from_checkpoint
+
+OFFICIAL_DEFAULT_CHECKPOINT = "cotracker/checkpoints/cotracker_stride_4_wind_8.pth"
+VISIBILITY_THRESHOLD = 0.9
+DENSE_GRID_SIZE = 30
+
+
+def get_points_on_a_grid(size: int, extent: Tuple[int, int], device=None) -> Tensor:
+    """``size x size`` points spread over an image of ``extent = (H, W)`` pixels, as ``(1, size*size, 2)`` (x, y).
+
+    Row-major (y outer, x inner) with a margin of ``W / 64`` pixels on every side; ``size = 1`` gives the centre.
+    """
+    if size < 1:
+        raise ValueError(f"grid size must be >= 1, got {size}")
+    H, W = extent
+    if size == 1:
+        return torch.tensor([[[W / 2.0, H / 2.0]]], device=device)
+    margin = W / 64.0
+    ys = torch.linspace(margin, H - margin, size, device=device)
+    xs = torch.linspace(margin, W - margin, size, device=device)
+    gy, gx = torch.meshgrid(ys, xs, indexing="ij")
+    return torch.stack([gx, gy], dim=-1).reshape(1, -1, 2)
+
+
+def untrained_model_warning(model_name: str) -> None:
+    warnings.warn(
+        f"no checkpoint given: {model_name} has RANDOM (untrained) weights and its tracks are meaningless",
+        UserWarning,
+        stacklevel=3,
+    )
+
+
+def build_model(checkpoint: Optional[str], model_name: Optional[str], backend) -> Tuple[CoTracker, str]:
+    """Build the model a checkpoint implies (or ``model_name``) and load the weights; None = random weights."""
+    name = model_name or model_name_from_checkpoint(checkpoint)
+    model = create_model(name, backend=backend)
+    if checkpoint is None:
+        untrained_model_warning(name)
+    else:
+        load_checkpoint(model, checkpoint)
+    return model.eval(), name
+
+
+class CoTrackerPredictor(nn.Module):
+    """Track points through a video with a CoTracker v1 model (official predictor semantics).
+
+    Args:
+        checkpoint: official ``cotracker_stride_{4,8}_wind_{8,12,16}.pth`` (flat or under ``"model"``) or our
+            ``.safetensors``. The variant comes from the file's base name, as in the official builder, unless
+            ``model_name`` is given. ``None`` builds a randomly initialised model (with a warning).
+        model_name: explicit variant (see :func:`cotracker_fast.models.registry.list_models`).
+        device: where to run (default: stay on the CPU until ``.to()``, as the official predictor).
+        backend: ops backend, see :mod:`cotracker_fast.ops.backend` (default automatic).
+        dtype: ``torch.float32`` (default, the official maths) or ``torch.bfloat16`` / ``torch.float16`` to run the
+            network under autocast.
+        iters: refinement iterations per window (official: 6).
+        dense_batch_size: in dense mode, how many of the offset lattices run as one batch (the official code runs
+            them one by one; a batch gives the same tracks, up to float summation order).
+    """
+
+    def __init__(
+        self,
+        checkpoint: Optional[str] = OFFICIAL_DEFAULT_CHECKPOINT,
+        *,
+        model_name: Optional[str] = None,
+        device=None,
+        backend: ops.BackendSpec = None,
+        dtype: Optional[torch.dtype] = None,
+        iters: int = 6,
+        dense_batch_size: int = 1,
+    ):
+        super().__init__()
+        self.interp_shape = (384, 512)
+        self.support_grid_size = 6
+        if dtype not in (None, torch.float32, torch.bfloat16, torch.float16):
+            raise ValueError(f"dtype must be torch.float32, torch.bfloat16 or torch.float16, got {dtype}")
+        if dense_batch_size < 1:
+            raise ValueError(f"dense_batch_size must be >= 1, got {dense_batch_size}")
+        self.dtype = dtype or torch.float32
+        self.iters = iters
+        self.dense_batch_size = dense_batch_size
+        model, self.model_name = build_model(checkpoint, model_name, backend)
+        self.model = model
+        if device is not None:
+            self.to(device)
+        self.eval()
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    def _autocast(self):
+        if self.dtype == torch.float32:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=self.dtype)
+
+    @torch.no_grad()
+    def forward(
+        self,
+        video: Tensor,
+        queries: Optional[Tensor] = None,
+        segm_mask: Optional[Tensor] = None,
+        grid_size: int = 0,
+        grid_query_frame: int = 0,
+        backward_tracking: bool = False,
+    ) -> Tuple[Tensor, Tensor]:
+        """Track points.
+
+        Args:
+            video: ``(B, T, 3, H, W)`` float RGB in 0..255, any H and W.
+            queries: ``(B, N, 3)`` rows ``(t, x, y)``: query frame and position in pixels of ``video``.
+            segm_mask: ``(1 or B, 1, H, W)``; with ``grid_size > 0`` keep only grid points inside the mask.
+            grid_size: G > 0 tracks a G x G grid queried at frame ``grid_query_frame``.
+            grid_query_frame: query frame of the grid points.
+            backward_tracking: also track the time-reversed video and fill the frames before each point's first
+                window with the backward tracks.
+
+        With neither ``queries`` nor ``grid_size``, dense mode tracks every ``W // 30``-th pixel.
+
+        Returns:
+            ``tracks`` ``(B, T, N, 2)`` (x, y) in pixels of ``video`` and ``visibilities`` ``(B, T, N)`` bool
+            (probability > 0.9). Frames a point was never predicted in hold (0, 0) and False.
+        """
+        _check_video(video, "video")
+        if not bool(torch.isfinite(video).all()):
+            raise ValueError("video contains NaN or inf values")
+        lo, hi = float(video.min()), float(video.max())
+        if lo < -1e-3 or hi > 255.0 + 1e-3:
+            raise ValueError(f"video values must be RGB in 0..255, got range [{lo:.4g}, {hi:.4g}]")
+        if 0 < hi <= 1.0:
+            warnings.warn("video values are all <= 1: CoTracker expects RGB in 0..255, not 0..1", UserWarning)
+        B, T, _, H, W = video.shape
+        if not isinstance(grid_size, int) or grid_size < 0:
+            raise ValueError(f"grid_size must be a non-negative int, got {grid_size!r}")
+        if not 0 <= int(grid_query_frame) < T:
+            raise ValueError(f"grid_query_frame must be in [0, T={T}), got {grid_query_frame}")
+        if queries is not None:
+            queries = _check_user_queries(queries, B, T, H, W)
+            if grid_size > 0:
+                raise ValueError("pass either queries or grid_size > 0, not both")
+        if segm_mask is not None:
+            if grid_size == 0:
+                raise ValueError("segm_mask selects grid points: it needs grid_size > 0")
+            if segm_mask.dim() != 4 or segm_mask.shape[1] != 1 or tuple(segm_mask.shape[-2:]) != (H, W) or (
+                segm_mask.shape[0] not in (1, B)
+            ):
+                raise ValueError(f"segm_mask must be (1 or B, 1, H={H}, W={W}), got {tuple(segm_mask.shape)}")
+
+        out_device = video.device
+        video = video.to(self.device, torch.float32)
+        if queries is not None:
+            queries = queries.to(self.device, torch.float32)
+        if segm_mask is not None:
+            segm_mask = segm_mask.to(self.device)
+        if queries is None and grid_size == 0:
+            tracks, vis = self._compute_dense_tracks(video, grid_query_frame, backward_tracking)
+        else:
+            tracks, vis = self._compute_sparse_tracks(
+                video,
+                queries,
+                segm_mask,
+                grid_size,
+                add_support_grid=(grid_size == 0 or segm_mask is not None),
+                grid_query_frame=grid_query_frame,
+                backward_tracking=backward_tracking,
+            )
+        return tracks.to(out_device), vis.to(out_device)
+
+    # ------------------------------------------------------------------ internals (official structure)
+    def _resize(self, video: Tensor) -> Tensor:
+        B, T, C, H, W = video.shape
+        out = F.interpolate(video.reshape(B * T, C, H, W), self.interp_shape, mode="bilinear", align_corners=False)
+        return out.reshape(B, T, C, *self.interp_shape)
+
+    def _run_model(self, video: Tensor, queries: Tensor) -> Tuple[Tensor, Tensor]:
+        with self._autocast():
+            tracks, _, vis, _ = self.model(video, queries, iters=self.iters)
+        return tracks.float(), vis.float()
+
+    def _compute_dense_tracks(self, video: Tensor, grid_query_frame: int, backward_tracking: bool):
+        from tqdm.auto import tqdm
+
+        B, T, _, H, W = video.shape
+        step = W // DENSE_GRID_SIZE
+        if step < 1:
+            raise ValueError(f"dense mode needs a video at least {DENSE_GRID_SIZE} pixels wide, got W={W}")
+        gw, gh = W // step, H // step
+        base_x = torch.arange(gw, device=video.device).repeat(gh).float() * step
+        base_y = torch.arange(gh, device=video.device).repeat_interleave(gw).float() * step
+        offsets = list(range(step * step))
+        tracks, vis = [], []
+        chunk = self.dense_batch_size
+        for first in tqdm(range(0, len(offsets), chunk), desc="dense lattices", unit="batch", disable=None):
+            group = offsets[first : first + chunk]
+            q = torch.stack(
+                [
+                    torch.stack([torch.full_like(base_x, grid_query_frame), base_x + o % step, base_y + o // step], -1)
+                    for o in group
+                ]
+            )  # (G, n, 3)
+            vids = video.repeat_interleave(len(group), dim=0)  # (B*G, T, 3, H, W): sample-major
+            qs = q.repeat(B, 1, 1)
+            t, v = self._compute_sparse_tracks(vids, qs, None, 0, add_support_grid=False, backward_tracking=backward_tracking)
+            n = base_x.shape[0]
+            tracks.append(t.reshape(B, len(group), T, n, 2).permute(0, 2, 1, 3, 4).reshape(B, T, -1, 2))
+            vis.append(v.reshape(B, len(group), T, n).permute(0, 2, 1, 3).reshape(B, T, -1))
+        return torch.cat(tracks, 2), torch.cat(vis, 2)
+
+    def _compute_sparse_tracks(
+        self,
+        video: Tensor,
+        queries: Optional[Tensor],
+        segm_mask: Optional[Tensor] = None,
+        grid_size: int = 0,
+        add_support_grid: bool = False,
+        grid_query_frame: int = 0,
+        backward_tracking: bool = False,
+    ):
+        B, T, _, H, W = video.shape
+        ih, iw = self.interp_shape
+        video = self._resize(video)
+        if queries is not None:
+            queries = queries.clone().float()
+            queries[:, :, 1] *= iw / W
+            queries[:, :, 2] *= ih / H
+        else:
+            grid_pts = get_points_on_a_grid(grid_size, self.interp_shape, device=video.device).expand(B, -1, -1)
+            if segm_mask is not None:
+                mask = F.interpolate(segm_mask.float(), self.interp_shape, mode="nearest")[:, 0]
+                pick = mask[:, grid_pts[0, :, 1].round().long(), grid_pts[0, :, 0].round().long()] > 0  # (1|B, G*G)
+                if pick.shape[0] > 1 and not bool((pick == pick[:1]).all()):
+                    raise ValueError("a per-sample segm_mask must select the same grid points in every sample")
+                if not bool(pick[0].any()):
+                    raise ValueError("segm_mask selects no grid point: enlarge the mask or the grid")
+                grid_pts = grid_pts[:, pick[0]]
+            queries = torch.cat([torch.full_like(grid_pts[..., :1], float(grid_query_frame)), grid_pts], dim=2)
+        n_user = queries.shape[1]
+        if add_support_grid:
+            sup = get_points_on_a_grid(self.support_grid_size, self.interp_shape, device=video.device)
+            sup = torch.cat([torch.zeros_like(sup[..., :1]), sup], dim=2).expand(B, -1, -1)
+            queries = torch.cat([queries, sup], dim=1)
+
+        tracks, vis = self._run_model(video, queries)
+        if backward_tracking:
+            tracks, vis = self._compute_backward_tracks(video, queries, tracks, vis)
+        tracks, vis = tracks[:, :, :n_user], vis[:, :, :n_user]
+        vis = vis > VISIBILITY_THRESHOLD
+
+        # Query-point correction (official PR #32): each point sits exactly at its query, visible, at its frame.
+        q = queries[:, :n_user]
+        t_idx = q[..., 0].long()
+        b_idx = torch.arange(B, device=q.device)[:, None].expand_as(t_idx)
+        n_idx = torch.arange(n_user, device=q.device)[None].expand_as(t_idx)
+        tracks[b_idx, t_idx, n_idx] = q[..., 1:]
+        vis[b_idx, t_idx, n_idx] = True
+
+        tracks[..., 0] *= W / float(iw)
+        tracks[..., 1] *= H / float(ih)
+        return tracks, vis
+
+    def _compute_backward_tracks(self, video: Tensor, queries: Tensor, tracks: Tensor, vis: Tensor):
+        T = video.shape[1]
+        inv_queries = queries.clone()
+        inv_queries[:, :, 0] = T - 1 - inv_queries[:, :, 0]
+        inv_tracks, inv_vis = self._run_model(video.flip(1), inv_queries)
+        inv_tracks, inv_vis = inv_tracks.flip(1), inv_vis.flip(1)
+        missing = tracks == 0  # frames before a point's first window hold exactly (0, 0)
+        tracks = torch.where(missing, inv_tracks, tracks)
+        vis = torch.where(missing[..., 0], inv_vis, vis)
+        return tracks, vis
+
+
+def _check_user_queries(queries: Tensor, B: int, T: int, H: int, W: int) -> Tensor:
+    if not torch.is_tensor(queries) or queries.dim() != 3 or queries.shape[-1] != 3 or queries.shape[0] != B:
+        shape = tuple(queries.shape) if torch.is_tensor(queries) else type(queries).__name__
+        raise ValueError(f"queries must be a (B={B}, N, 3) tensor of (t, x, y) rows, got {shape}")
+    if queries.shape[1] == 0:
+        raise ValueError("queries is empty: pass at least one (t, x, y) row, or use grid_size")
+    if not queries.is_floating_point():
+        queries = queries.float()
+    if not bool(torch.isfinite(queries).all()):
+        raise ValueError("queries contains NaN or inf")
+    t, x, y = queries[..., 0], queries[..., 1], queries[..., 2]
+    bad_t = (t < 0) | (t >= T) | (t != t.round())
+    if bool(bad_t.any()):
+        b, n = [int(i) for i in bad_t.nonzero()[0]]
+        raise ValueError(f"queries[{b}, {n}, 0] = {float(t[b, n])}: the query frame must be an integer in [0, T={T})")
+    outside = (x < 0) | (x > W) | (y < 0) | (y > H)
+    if bool(outside.any()):
+        b, n = [int(i) for i in outside.nonzero()[0]]
+        raise ValueError(
+            f"queries[{b}, {n}] = (x={float(x[b, n])}, y={float(y[b, n])}) lies outside the {W}x{H} frame "
+            f"(x must be in [0, {W}], y in [0, {H}])"
+        )
+    return queries
