@@ -274,7 +274,7 @@ class SlidingWindowTracker:
         self.iters = iters
         cfg = model.config
         self.S, self.step = cfg.window_len, cfg.window_step
-        dtype = torch.float32
+        dtype = next(model.parameters()).dtype  # float32 normally (also under autocast); float64 in tests
         self.q_t = torch.zeros(batch_size, 0, dtype=torch.long, device=device)
         self.q_xy = torch.zeros(batch_size, 0, 2, dtype=dtype, device=device)
         self.feat_init = torch.zeros(batch_size, 0, cfg.latent_dim, dtype=dtype, device=device)

@@ -56,7 +56,8 @@ def corr_sample(
 
     Returns:
         ``(B, S, N, L * (2r+1)^2)`` float32: levels in order; within a level the official x-major order,
-        flat index ``k = (dx + r) * (2r+1) + (dy + r)``. Computed in float32 whatever the input dtype.
+        flat index ``k = (dx + r) * (2r+1) + (dy + r)``. Computed and returned in float32 whatever the input
+        dtype (float64 inputs stay float64).
         No gradient flows to ``coords`` in the model (it detaches them); the references are differentiable in all
         inputs.
     """

@@ -39,6 +39,11 @@ def _check_corr_inputs(fmaps: Sequence[Tensor], feats: Tensor, coords: Tensor, r
             raise ValueError(f"fmaps[{lvl}] has an empty spatial size {tuple(fmap.shape[-2:])}")
 
 
+def _acc(t: Tensor) -> Tensor:
+    """Accumulation precision: float32, or float64 for float64 inputs (gradcheck)."""
+    return t if t.dtype == torch.float64 else t.float()
+
+
 def _neighbourhood_offsets(radius: int, device) -> Tensor:
     """(d*d, 2) integer (dx, dy) offsets in the official x-major order: k = i*d + j -> dx = i - r, dy = j - r."""
     offs = torch.arange(-radius, radius + 1, device=device, dtype=torch.float32)
@@ -51,18 +56,18 @@ def _corr_sample_dense(fmaps: Sequence[Tensor], feats: Tensor, coords: Tensor, r
     _check_corr_inputs(fmaps, feats, coords, radius)
     B, S, N, C = feats.shape
     d = 2 * radius + 1
-    delta = _neighbourhood_offsets(radius, feats.device)  # (d*d, 2)
-    feats32 = feats.float()
+    feats32 = _acc(feats)
+    delta = _neighbourhood_offsets(radius, feats.device).to(feats32.dtype)  # (d*d, 2)
     out = []
     for lvl, fmap in enumerate(fmaps):
         H, W = fmap.shape[-2:]
         if H < 2 or W < 2:
             # align_corners=True normalisation divides by (size - 1), as in the official code.
             raise ValueError(f"the dense baseline needs pyramid levels of at least 2x2, level {lvl} is {H}x{W}")
-        vol = torch.matmul(feats32, fmap.float().reshape(B, S, C, H * W)) / math.sqrt(C)
+        vol = torch.matmul(feats32, _acc(fmap).reshape(B, S, C, H * W)) / math.sqrt(C)
         vol = vol.reshape(B * S * N, 1, H, W)
-        pts = coords.float().reshape(B * S * N, 1, 2) / 2**lvl + delta  # (BSN, d*d, 2) pixels
-        scale = torch.tensor([2.0 / (W - 1), 2.0 / (H - 1)], device=pts.device)
+        pts = coords.to(feats32.dtype).reshape(B * S * N, 1, 2) / 2**lvl + delta  # (BSN, d*d, 2) pixels
+        scale = torch.tensor([2.0 / (W - 1), 2.0 / (H - 1)], device=pts.device, dtype=pts.dtype)
         grid = (pts * scale - 1.0).reshape(B * S * N, 1, d * d, 2)
         sampled = F.grid_sample(vol, grid, mode="bilinear", padding_mode="zeros", align_corners=True)
         out.append(sampled.reshape(B, S, N, d * d))
@@ -76,19 +81,19 @@ def _corr_sample(fmaps: Sequence[Tensor], feats: Tensor, coords: Tensor, radius:
     d = 2 * radius + 1
     e = d + 1  # integer cells spanned by the bilinear footprint of d consecutive samples
     steps = torch.arange(-radius, radius + 2, device=feats.device)
-    feats32 = feats.float()
+    feats32 = _acc(feats)
     inv_sqrt_c = 1.0 / math.sqrt(C)
     out = []
     for lvl, fmap in enumerate(fmaps):
         H, W = fmap.shape[-2:]
-        c = coords.float() / 2**lvl
+        c = coords.to(feats32.dtype) / 2**lvl
         x0f, y0f = torch.floor(c[..., 0]), torch.floor(c[..., 1])
         fx, fy = (c[..., 0] - x0f)[..., None, None], (c[..., 1] - y0f)[..., None, None]
         xs = x0f.long()[..., None] + steps  # (B, S, N, e)
         ys = y0f.long()[..., None] + steps
         inside = ((ys >= 0) & (ys < H))[..., :, None] & ((xs >= 0) & (xs < W))[..., None, :]  # (B,S,N,e_y,e_x)
         idx = ys.clamp(0, H - 1)[..., :, None] * W + xs.clamp(0, W - 1)[..., None, :]
-        table = fmap.float().reshape(B, S, C, H * W).transpose(-1, -2)  # (B, S, HW, C)
+        table = _acc(fmap).reshape(B, S, C, H * W).transpose(-1, -2)  # (B, S, HW, C)
         cells = torch.gather(table, 2, idx.reshape(B, S, N * e * e, 1).expand(-1, -1, -1, C))
         dots = torch.einsum("bsnkc,bsnc->bsnk", cells.reshape(B, S, N, e * e, C), feats32)
         dots = dots.reshape(B, S, N, e, e) * inside * inv_sqrt_c  # zero padding outside the map

@@ -1,0 +1,46 @@
+import os
+import warnings
+
+import pytest
+import torch
+
+# Tests pick backends explicitly; a developer's environment must not change what they check.
+for _k in [k for k in os.environ if k.startswith("COTRACKER_FAST_BACKEND")]:
+    del os.environ[_k]
+
+
+def pytest_collection_modifyitems(config, items):
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason="needs a CUDA GPU (none on this machine)")
+    for item in items:
+        if "gpu" in item.keywords:
+            item.add_marker(skip)
+
+
+@pytest.fixture(scope="session")
+def random_state_dict():
+    """Random weights for the official architecture (deterministic), shared by predictor tests."""
+    from cotracker_fast.models.registry import create_model
+
+    torch.manual_seed(1234)
+    return create_model().state_dict()
+
+
+@pytest.fixture
+def make_predictor(random_state_dict):
+    """Predictor factory with random weights and a small working resolution, so whole-pipeline tests stay fast
+    on a 2-core CPU (the maths does not depend on the resolution)."""
+
+    def make(cls=None, interp_shape=(64, 96), iters=2, **kw):
+        from cotracker_fast.predictor import CoTrackerPredictor
+
+        cls = cls or CoTrackerPredictor
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # the "untrained weights" warning
+            p = cls(None, iters=iters, **kw)
+        p.model.load_state_dict(random_state_dict)
+        p.interp_shape = interp_shape
+        return p
+
+    return make

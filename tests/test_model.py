@@ -1,0 +1,184 @@
+"""The CoTracker v1 network: official state-dict layout, window schedule, batches, backends."""
+import pytest
+import torch
+
+from cotracker_fast.models.cotracker import CoTracker, SlidingWindowTracker
+from cotracker_fast.models.registry import create_model, get_config, list_models, model_name_from_checkpoint
+
+from helpers import tame_random_weights_
+
+
+def official_key_shapes():
+    """The official v1 state dict (shared/spec/cotracker_v1_official.md section 2), written out from the spec."""
+    t = {"fnet.conv1.weight": (64, 3, 7, 7), "fnet.conv1.bias": (64,)}
+
+    def block(prefix, cin, cout, down):
+        t[f"{prefix}.conv1.weight"] = (cout, cin, 3, 3)
+        t[f"{prefix}.conv1.bias"] = (cout,)
+        t[f"{prefix}.conv2.weight"] = (cout, cout, 3, 3)
+        t[f"{prefix}.conv2.bias"] = (cout,)
+        if down:
+            t[f"{prefix}.downsample.0.weight"] = (cout, cin, 1, 1)
+            t[f"{prefix}.downsample.0.bias"] = (cout,)
+
+    block("fnet.layer1.0", 64, 64, False)
+    block("fnet.layer1.1", 64, 64, False)
+    block("fnet.layer2.0", 64, 96, True)
+    block("fnet.layer2.1", 96, 96, False)
+    block("fnet.layer3.0", 96, 128, True)
+    block("fnet.layer3.1", 128, 128, False)
+    block("fnet.layer4.0", 128, 128, True)
+    block("fnet.layer4.1", 128, 128, False)
+    t.update({"fnet.conv2.weight": (256, 416, 3, 3), "fnet.conv2.bias": (256,)})
+    t.update({"fnet.conv3.weight": (128, 256, 1, 1), "fnet.conv3.bias": (128,)})
+    t.update({"updateformer.input_transform.weight": (384, 456), "updateformer.input_transform.bias": (384,)})
+    t.update({"updateformer.flow_head.weight": (130, 384), "updateformer.flow_head.bias": (130,)})
+    for kind in ("time_blocks", "space_blocks"):
+        for i in range(6):
+            p = f"updateformer.{kind}.{i}"
+            t.update({f"{p}.attn.qkv.weight": (1152, 384), f"{p}.attn.qkv.bias": (1152,)})
+            t.update({f"{p}.attn.proj.weight": (384, 384), f"{p}.attn.proj.bias": (384,)})
+            t.update({f"{p}.mlp.fc1.weight": (1536, 384), f"{p}.mlp.fc1.bias": (1536,)})
+            t.update({f"{p}.mlp.fc2.weight": (384, 1536), f"{p}.mlp.fc2.bias": (384,)})
+    t.update({"norm.weight": (128,), "norm.bias": (128,)})
+    t.update({"ffeat_updater.0.weight": (128, 128), "ffeat_updater.0.bias": (128,)})
+    t.update({"vis_predictor.0.weight": (1, 128), "vis_predictor.0.bias": (1,)})
+    return t
+
+
+@pytest.mark.parametrize("name", ["cotracker_stride_4_wind_8", "cotracker_stride_4_wind_12", "cotracker_stride_8_wind_16"])
+def test_official_state_dict_layout(name):
+    expected = official_key_shapes()
+    sd = create_model(name).state_dict()
+    assert len(expected) == 150
+    assert {k: tuple(v.shape) for k, v in sd.items()} == expected
+    assert sum(v.numel() for v in sd.values()) == 24_149_859
+    # the official order: fnet, updateformer (input_transform, flow_head, time, space), norm, heads
+    keys = list(sd)
+    assert keys[0] == "fnet.conv1.weight" and keys[44] == "updateformer.input_transform.weight"
+    assert keys[48] == "updateformer.time_blocks.0.attn.qkv.weight" and keys[-1] == "vis_predictor.0.bias"
+
+
+def test_registry_and_checkpoint_names():
+    assert list_models() == ["cotracker_stride_4_wind_12", "cotracker_stride_4_wind_8", "cotracker_stride_8_wind_16"]
+    cfg = get_config("cotracker_stride_8_wind_16")
+    assert (cfg.stride, cfg.window_len, cfg.window_step) == (8, 16, 8)
+    assert (cfg.corr_dim, cfg.flow_dim, cfg.input_dim, cfg.head_dim) == (196, 130, 456, 48)
+    assert model_name_from_checkpoint("/x/y/cotracker_stride_4_wind_12.pth") == "cotracker_stride_4_wind_12"
+    assert model_name_from_checkpoint(None) == "cotracker_stride_4_wind_8"
+    with pytest.raises(ValueError, match="cannot infer the model variant"):
+        model_name_from_checkpoint("my_weights.pth")
+    with pytest.raises(ValueError, match="unknown model name"):
+        create_model("cotracker_stride_2")
+
+
+@pytest.fixture(scope="module")
+def model():
+    """Random, tamed weights (see helpers.tame_random_weights_) in float64, so that structural equalities (order,
+    batch, backends) can be asserted at ~1e-6 px instead of being drowned by amplified round-off."""
+    torch.manual_seed(0)
+    return tame_random_weights_(create_model()).double().eval()
+
+
+def _video(B=1, T=12, H=48, W=64, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return torch.rand(B, T, 3, H, W, generator=g, dtype=torch.float64) * 255
+
+
+@torch.no_grad()
+def test_short_video_gives_zeros(model):
+    """T <= S/2: the official window loop never runs; tracks are 0 and visibility sigmoid(0)."""
+    tr, _, vis, _ = model(_video(T=4), torch.tensor([[[0.0, 10, 10]]]), iters=1)
+    assert torch.all(tr == 0) and torch.allclose(vis, torch.full_like(vis, 0.5))
+
+
+@torch.no_grad()
+def test_window_schedule_and_late_queries(model):
+    """T=13 (not a multiple of S/2=4): windows at 0, 4, 8 (the last padded). A point queried at frame 9 joins the
+    window at 4 (the first start > 9 - 8): frames 0..3 stay exactly (0, 0); frames 4..8, before its query, get
+    predictions (official behaviour)."""
+    video = _video(T=13)
+    q = torch.tensor([[[0.0, 20, 20], [9.0, 30, 25], [12.0, 5, 40]]], dtype=torch.float64)
+    tr, feat, vis, td = model(video, q, iters=2, is_train=True)
+    assert td.window_starts == [0, 4, 8]
+    assert [p[0].shape[1] for p in td.coord_preds] == [8, 8, 5]  # S_local of the padded last window
+    assert torch.all(tr[0, :4, 1] == 0) and torch.all(tr[0, 4:, 1] != 0)
+    assert torch.all(tr[0, :8, 2] == 0) and torch.all(tr[0, 8:, 2] != 0)  # t=12 joins at window 8
+    assert torch.all(tr[0, :, 0] != 0)
+    assert torch.all(vis[0, :4, 1] == 0.5) and torch.all(vis[0, 4:, 1] != 0.5)
+    assert feat.shape == (1, 3, 128)
+    # the padded last window writes only the real frames
+    assert tr.shape == (1, 13, 3, 2)
+
+
+@torch.no_grad()
+def test_query_order_does_not_matter(model):
+    video = _video(T=10, seed=1)
+    q = torch.tensor([[[6.0, 20, 20], [0.0, 30, 25], [3.0, 50, 10], [0.0, 8, 30]]], dtype=torch.float64)
+    perm = torch.tensor([2, 0, 3, 1])
+    tr, _, vis, _ = model(video, q, iters=2)
+    tr_p, _, vis_p, _ = model(video, q[:, perm], iters=2)
+    torch.testing.assert_close(tr_p, tr[:, :, perm], atol=1e-6, rtol=0)
+    torch.testing.assert_close(vis_p, vis[:, :, perm], atol=1e-8, rtol=0)
+
+
+@torch.no_grad()
+def test_batch_equals_singles(model):
+    """Two samples whose points join windows at different times (different active sets per window)."""
+    v = torch.cat([_video(T=14, seed=2), _video(T=14, seed=3)])
+    q = torch.tensor([[[0.0, 10, 10], [0.0, 40, 30], [9.0, 20, 20]], [[5.0, 30, 30], [13.0, 12, 7], [0.0, 60, 40]]], dtype=torch.float64)
+    tr, feat, vis, _ = model(v, q, iters=2)
+    for b in range(2):
+        t1, f1, v1, _ = model(v[b : b + 1], q[b : b + 1], iters=2)
+        torch.testing.assert_close(tr[b : b + 1], t1, atol=1e-6, rtol=0)
+        torch.testing.assert_close(vis[b : b + 1], v1, atol=1e-8, rtol=0)
+        torch.testing.assert_close(feat[b : b + 1], f1, atol=1e-8, rtol=0)
+
+
+@torch.no_grad()
+def test_reference_and_torch_backends_agree(model):
+    video = _video(T=9, H=64, W=96, seed=4)  # the dense baseline needs every pyramid level >= 2x2
+    q = torch.tensor([[[0.0, 20, 20], [2.0, 33, 21], [0.0, 60, 5]]], dtype=torch.float64)
+    model.set_backend("torch")
+    a = model(video, q, iters=2)
+    model.set_backend("reference")
+    try:
+        b = model(video, q, iters=2)
+    finally:
+        model.set_backend(None)
+    torch.testing.assert_close(a[0], b[0], atol=1e-6, rtol=0)
+    torch.testing.assert_close(a[2], b[2], atol=1e-8, rtol=0)
+
+
+def test_model_input_errors(model):
+    v = _video(T=9)
+    with pytest.raises(ValueError, match="rgbs"):
+        model(v[0], torch.zeros(1, 1, 3))
+    with pytest.raises(TypeError, match="floating-point"):
+        model(v.to(torch.uint8), torch.zeros(1, 1, 3))
+    with pytest.raises(ValueError, match="queries"):
+        model(v, torch.zeros(1, 1, 2))
+    with pytest.raises(ValueError, match="must be < T"):
+        model(v, torch.tensor([[[9.0, 1, 1]]]))
+    with pytest.raises(ValueError, match="NaN"):
+        model(v, torch.tensor([[[0.0, float("nan"), 1]]]))
+    with pytest.raises(ValueError, match="feat_init"):
+        model(v, torch.zeros(1, 1, 3), feat_init=torch.zeros(1))
+    state = SlidingWindowTracker(model, 1, 1, "cpu")
+    state.add_queries(torch.tensor([[[0.0, 5, 5]]]))
+    with torch.no_grad():
+        state.run_window(v[:, :8], 8)
+    with pytest.raises(ValueError, match="arrived after"):
+        state.add_queries(torch.tensor([[[2.0, 5, 5]]]))
+    with pytest.raises(ValueError, match="needs 4 new frames"):
+        state.run_window(v[:, :3], 8)
+
+
+def test_gradients_flow_in_training_mode():
+    torch.manual_seed(0)
+    m = CoTracker(get_config("cotracker_stride_4_wind_8")).train()
+    tr, _, vis, td = m(_video(T=8, H=32, W=48).float(), torch.tensor([[[0.0, 10, 10], [0.0, 30, 20]]]), iters=2, is_train=True)
+    loss = sum(p.abs().mean() for p in td.coord_preds[0]) + td.vis_logits[0].mean()
+    loss.backward()
+    assert m.fnet.conv1.weight.grad is not None and torch.isfinite(m.fnet.conv1.weight.grad).all()
+    assert m.updateformer.space_blocks[5].attn.qkv.weight.grad.abs().sum() > 0
