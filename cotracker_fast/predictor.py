@@ -27,18 +27,21 @@ DENSE_GRID_SIZE = 30
 def get_points_on_a_grid(size: int, extent: Tuple[int, int], device=None) -> Tensor:
     """``size x size`` points spread over an image of ``extent = (H, W)`` pixels, as ``(1, size*size, 2)`` (x, y).
 
-    Row-major (y outer, x inner) with a margin of ``W / 64`` pixels on every side; ``size = 1`` gives the centre.
+    Row-major (y outer, x inner) with a margin of ``W // 64`` pixels on every side; ``size = 1`` gives the centre.
+    Computed in float32 with the official operation order (``margin + i / (size-1) * (H - 2 margin)``): the support
+    grid's exact positions change the tracks of the points tracked with it.
     """
     if size < 1:
         raise ValueError(f"grid size must be >= 1, got {size}")
     H, W = extent
     if size == 1:
         return torch.tensor([[[W / 2.0, H / 2.0]]], device=device)
-    margin = W / 64.0
-    ys = torch.linspace(margin, H - margin, size, device=device)
-    xs = torch.linspace(margin, W - margin, size, device=device)
-    gy, gx = torch.meshgrid(ys, xs, indexing="ij")
-    return torch.stack([gx, gy], dim=-1).reshape(1, -1, 2)
+    margin = W // 64
+    idx = torch.arange(size, dtype=torch.float32, device=device)
+    gy, gx = torch.meshgrid(idx, idx, indexing="ij")
+    ys = margin + gy.reshape(1, -1) / float(size - 1) * (H - margin * 2)
+    xs = margin + gx.reshape(1, -1) / float(size - 1) * (W - margin * 2)
+    return torch.stack([xs, ys], dim=-1)
 
 
 def untrained_model_warning(model_name: str) -> None:
@@ -156,10 +159,18 @@ class CoTrackerPredictor(nn.Module):
         if queries is not None:
             queries = _check_user_queries(queries, B, T, H, W)
             if grid_size > 0:
-                raise ValueError("pass either queries or grid_size > 0, not both")
+                warnings.warn(
+                    "both queries and grid_size > 0 given: the queries are tracked and the grid is ignored "
+                    "(official behaviour; no support grid is added either unless segm_mask is given)",
+                    UserWarning,
+                )
         if segm_mask is not None:
-            if grid_size == 0:
-                raise ValueError("segm_mask selects grid points: it needs grid_size > 0")
+            if queries is not None or grid_size == 0:
+                warnings.warn(
+                    "segm_mask only selects grid points (grid_size > 0 without queries); here it is ignored "
+                    "(official behaviour)" + (", apart from adding the support grid" if queries is not None else ""),
+                    UserWarning,
+                )
             if segm_mask.dim() != 4 or segm_mask.shape[1] != 1 or tuple(segm_mask.shape[-2:]) != (H, W) or (
                 segm_mask.shape[0] not in (1, B)
             ):
@@ -177,7 +188,7 @@ class CoTrackerPredictor(nn.Module):
             tracks, vis = self._compute_sparse_tracks(
                 video,
                 queries,
-                segm_mask,
+                segm_mask if queries is None else None,
                 grid_size,
                 add_support_grid=(grid_size == 0 or segm_mask is not None),
                 grid_query_frame=grid_query_frame,

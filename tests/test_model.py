@@ -2,48 +2,10 @@
 import pytest
 import torch
 
-from cotracker_fast.models.cotracker import CoTracker, SlidingWindowTracker
+from cotracker_fast.models.cotracker import CoTracker, SlidingWindowTracker, mask_vis_channels
 from cotracker_fast.models.registry import create_model, get_config, list_models, model_name_from_checkpoint
 
-from helpers import tame_random_weights_
-
-
-def official_key_shapes():
-    """The official v1 state dict (shared/spec/cotracker_v1_official.md section 2), written out from the spec."""
-    t = {"fnet.conv1.weight": (64, 3, 7, 7), "fnet.conv1.bias": (64,)}
-
-    def block(prefix, cin, cout, down):
-        t[f"{prefix}.conv1.weight"] = (cout, cin, 3, 3)
-        t[f"{prefix}.conv1.bias"] = (cout,)
-        t[f"{prefix}.conv2.weight"] = (cout, cout, 3, 3)
-        t[f"{prefix}.conv2.bias"] = (cout,)
-        if down:
-            t[f"{prefix}.downsample.0.weight"] = (cout, cin, 1, 1)
-            t[f"{prefix}.downsample.0.bias"] = (cout,)
-
-    block("fnet.layer1.0", 64, 64, False)
-    block("fnet.layer1.1", 64, 64, False)
-    block("fnet.layer2.0", 64, 96, True)
-    block("fnet.layer2.1", 96, 96, False)
-    block("fnet.layer3.0", 96, 128, True)
-    block("fnet.layer3.1", 128, 128, False)
-    block("fnet.layer4.0", 128, 128, True)
-    block("fnet.layer4.1", 128, 128, False)
-    t.update({"fnet.conv2.weight": (256, 416, 3, 3), "fnet.conv2.bias": (256,)})
-    t.update({"fnet.conv3.weight": (128, 256, 1, 1), "fnet.conv3.bias": (128,)})
-    t.update({"updateformer.input_transform.weight": (384, 456), "updateformer.input_transform.bias": (384,)})
-    t.update({"updateformer.flow_head.weight": (130, 384), "updateformer.flow_head.bias": (130,)})
-    for kind in ("time_blocks", "space_blocks"):
-        for i in range(6):
-            p = f"updateformer.{kind}.{i}"
-            t.update({f"{p}.attn.qkv.weight": (1152, 384), f"{p}.attn.qkv.bias": (1152,)})
-            t.update({f"{p}.attn.proj.weight": (384, 384), f"{p}.attn.proj.bias": (384,)})
-            t.update({f"{p}.mlp.fc1.weight": (1536, 384), f"{p}.mlp.fc1.bias": (1536,)})
-            t.update({f"{p}.mlp.fc2.weight": (384, 1536), f"{p}.mlp.fc2.bias": (384,)})
-    t.update({"norm.weight": (128,), "norm.bias": (128,)})
-    t.update({"ffeat_updater.0.weight": (128, 128), "ffeat_updater.0.bias": (128,)})
-    t.update({"vis_predictor.0.weight": (1, 128), "vis_predictor.0.bias": (1,)})
-    return t
+from helpers import official_key_shapes, tame_random_weights_
 
 
 @pytest.mark.parametrize("name", ["cotracker_stride_4_wind_8", "cotracker_stride_4_wind_12", "cotracker_stride_8_wind_16"])
@@ -112,14 +74,36 @@ def test_window_schedule_and_late_queries(model):
 
 
 @torch.no_grad()
-def test_query_order_does_not_matter(model):
+def test_query_order_with_distinct_frames_does_not_matter(model):
+    """Tracks are processed in the official order (sorted by query frame), so permuting queries with distinct
+    frames permutes the outputs. (Ties keep torch.sort's order, which the official token layout makes matter.)"""
     video = _video(T=10, seed=1)
-    q = torch.tensor([[[6.0, 20, 20], [0.0, 30, 25], [3.0, 50, 10], [0.0, 8, 30]]], dtype=torch.float64)
+    q = torch.tensor([[[6.0, 20, 20], [0.0, 30, 25], [3.0, 50, 10], [1.0, 8, 30]]], dtype=torch.float64)
     perm = torch.tensor([2, 0, 3, 1])
     tr, _, vis, _ = model(video, q, iters=2)
     tr_p, _, vis_p, _ = model(video, q[:, perm], iters=2)
     torch.testing.assert_close(tr_p, tr[:, :, perm], atol=1e-6, rtol=0)
     torch.testing.assert_close(vis_p, vis[:, :, perm], atol=1e-8, rtol=0)
+
+
+def test_mask_vis_channels_official_layout():
+    """Closed form of the official layout: with z the row-major flattening of [mask rows; vis rows] (2N x S),
+    token (n, s) holds z[2(nS+s)], z[2(nS+s)+1]."""
+    B, S, N = 2, 4, 5
+    mask = torch.rand(B, S, N) > 0.5
+    vis = torch.randn(B, S, N)
+    out = mask_vis_channels(mask, vis)
+    for b in range(B):
+        z = torch.cat([mask[b].T.float(), vis[b].T], 0).reshape(-1)
+        for n in range(N):
+            for s_ in range(S):
+                assert out[b, s_, n, 0] == z[2 * (n * S + s_)] and out[b, s_, n, 1] == z[2 * (n * S + s_) + 1]
+    # per-sample counts: each sample laid out as if it had only its own tracks; padding is zero
+    counts = torch.tensor([5, 3])
+    out_c = mask_vis_channels(mask, vis, counts)
+    torch.testing.assert_close(out_c[0], out[0], rtol=0, atol=0)
+    torch.testing.assert_close(out_c[1:, :, :3], mask_vis_channels(mask[1:, :, :3], vis[1:, :, :3]), rtol=0, atol=0)
+    assert torch.all(out_c[1, :, 3:] == 0)
 
 
 @torch.no_grad()

@@ -8,8 +8,9 @@ Differences from the official code that do not change results:
 
 * batches of any size: samples whose points join windows at different times are handled with a per-sample track
   mask in the space attention (the official code asserts B == 1);
-* points are not re-sorted by query frame; each window gathers its active points (attention is permutation
-  equivariant, so only float summation order can differ);
+* the tracks of each window are gathered in the official order (sorted by query frame with the same
+  ``torch.sort`` call); the order matters beyond round-off because of the official token layout quirk
+  (:func:`mask_vis_channels`);
 * the window schedule lives in :class:`SlidingWindowTracker`, which the offline ``forward`` and the streaming
   predictor both drive, so the two give the same tracks.
 """
@@ -50,10 +51,9 @@ class CoTracker(nn.Module):
         self.norm = nn.GroupNorm(1, C)
         self.ffeat_updater = nn.Sequential(nn.Linear(C, C), nn.GELU())
         self.vis_predictor = nn.Sequential(nn.Linear(C, 1))
-        h, w = cfg.model_resolution[0] // cfg.stride, cfg.model_resolution[1] // cfg.stride
         # Fixed tables, not parameters: kept out of the state dict so official checkpoints load strictly.
-        self.register_buffer("pos_table", position_table_2d(cfg.input_dim, h, w), persistent=False)
         self.register_buffer("time_embed", time_embedding(cfg.input_dim, cfg.window_len), persistent=False)
+        self._pos_tables = {}  # (h, w) of the feature map -> (1, input_dim, h, w) float32 table on the CPU
 
     @property
     def stride(self) -> int:
@@ -71,6 +71,14 @@ class CoTracker(nn.Module):
                 m.backend = backend
 
     # ------------------------------------------------------------------ building blocks
+    def pos_table(self, h: int, w: int, like: Tensor) -> Tensor:
+        """2D sin/cos position table of a ``h x w`` feature map (the official code sizes it by the actual feature
+        map, so inputs other than 384x512 get their own table). Cached per size."""
+        table = self._pos_tables.get((h, w))
+        if table is None:
+            table = self._pos_tables[(h, w)] = position_table_2d(self.config.input_dim, h, w)
+        return table.to(like.device, like.dtype)
+
     def encode(self, frames: Tensor) -> Tensor:
         """Frames ``(B, F, 3, H, W)`` RGB in 0..255 -> feature maps ``(B, F, C, H // stride, W // stride)``."""
         B, F_ = frames.shape[:2]
@@ -86,7 +94,7 @@ class CoTracker(nn.Module):
         vis_init: Tensor,
         track_mask: Tensor,
         iters: int,
-        track_valid: Optional[Tensor] = None,
+        counts: Optional[Tensor] = None,
     ):
         """Iteratively refine the tracks of one window.
 
@@ -97,7 +105,9 @@ class CoTracker(nn.Module):
             vis_init: ``(B, S, N)`` initial visibility logits.
             track_mask: ``(B, S, N)`` bool/float, 1 on frames not estimated by an earlier window.
             iters: refinement iterations.
-            track_valid: optional ``(B, N)`` bool; False marks padding tracks that others must not attend to.
+            counts: optional ``(B,)`` number of real tracks per sample; tracks ``n >= counts[b]`` are padding
+                that no real track attends to (batches whose samples have different active tracks).
+                The tracks must be in the official order (sorted by query frame).
 
         Returns:
             ``(coord_preds, vis_logits)``: a list of ``iters`` tensors ``(B, S, N, 2)`` in input pixels
@@ -107,16 +117,19 @@ class CoTracker(nn.Module):
         B, S, N, _ = coords.shape
         pyramid = ops.build_pyramid(fmaps, cfg.corr_levels)
         ffeats = feat_init[:, None].expand(B, S, N, cfg.latent_dim)
-        pos = ops.bilinear_sample_border(self.pos_table.expand(B, -1, -1, -1), coords[:, 0])  # (B, N, D)
+        table = self.pos_table(fmaps.shape[-2], fmaps.shape[-1], coords)
+        pos = ops.bilinear_sample_border(table.expand(B, -1, -1, -1), coords[:, 0])  # (B, N, D)
         times = self.time_embed[:, :S, None, :]  # (1, S, 1, D)
-        mask = track_mask.to(coords.dtype)[..., None]
-        vis = vis_init[..., None]
+        mask_vis = mask_vis_channels(track_mask, vis_init, counts)
+        track_valid = None
+        if counts is not None:
+            track_valid = torch.arange(N, device=coords.device)[None] < counts[:, None]
         preds = []
         for _ in range(iters):
             coords = coords.detach()
             fcorrs = ops.corr_sample(pyramid, ffeats, coords, cfg.corr_radius, backend=self.backend)
             flows = flow_embedding(coords - coords[:, :1], cfg.flow_embed_dim)
-            tokens = torch.cat([flows, fcorrs, ffeats, mask, vis], dim=-1)
+            tokens = torch.cat([flows, fcorrs, ffeats, mask_vis], dim=-1)
             x = tokens + pos[:, None] + times  # (B, S, N, D)
             delta = self.updateformer(x.transpose(1, 2), track_valid).transpose(1, 2)  # (B, S, N, 2 + C)
             dfeats = self.norm(delta[..., 2:].reshape(-1, cfg.latent_dim))
@@ -141,6 +154,8 @@ class CoTracker(nn.Module):
             ``(tracks (B, T, N, 2) pixels, feat_init (B, N, C), visibility (B, T, N) sigmoid probabilities,
             train_data)``. Frames before a point's first window stay (0, 0) with visibility 0.5
             (sigmoid of 0), as in the official code; ``train_data`` is a :class:`TrainData` or None.
+            ``feat_init`` is in the order of ``queries`` (the official returns it sorted, repeated over S, and
+            None when no window ran).
         """
         if feat_init is not None:
             raise ValueError("feat_init must be None: the model computes query features from the frames itself")
@@ -161,6 +176,39 @@ class CoTracker(nn.Module):
                 out.write_into(traj, vis)
             ind += step
         return traj, state.feat_init, torch.sigmoid(vis), state.train_data
+
+
+def mask_vis_channels(track_mask: Tensor, vis_init: Tensor, counts: Optional[Tensor] = None) -> Tensor:
+    """The last two token channels, laid out exactly as the official v1 code (and so its checkpoints) has them.
+
+    The official code concatenates the ``(B, S, N, 1)`` track mask and visibility logits along the *track* axis and
+    reshapes the ``(2N, S)`` result to ``(N, S, 2)``. So for tracks in the official (sorted) order, with ``z`` the
+    row-major flattening of ``[mask rows of tracks 0..N-1; vis rows of tracks 0..N-1]``, token (n, s) holds
+    ``z[2(nS + s)]`` and ``z[2(nS + s) + 1]``: the first half of the tracks see the masks of tracks 2n and 2n+1, the
+    second half see visibility logits. (Fixed in CoTracker v2; v1 weights were trained with it.)
+
+    Args:
+        track_mask: ``(B, S, N)`` bool or float; vis_init: ``(B, S, N)`` logits.
+        counts: optional ``(B,)``: only the first ``counts[b]`` tracks of sample b are real; the layout is then
+            built per sample as the official code would for ``N = counts[b]``, and padding tracks get zeros.
+
+    Returns:
+        ``(B, S, N, 2)`` in the dtype of ``vis_init``.
+    """
+    B, S, N = vis_init.shape
+    mask = track_mask.to(vis_init.dtype)
+
+    def layout(m: Tensor, v: Tensor) -> Tensor:
+        n = m.shape[2]
+        z = torch.cat([m, v], dim=2).transpose(1, 2)  # (b, 2n, S)
+        return z.reshape(z.shape[0], n, S, 2).transpose(1, 2)
+
+    if counts is None:
+        return layout(mask, vis_init)
+    out = vis_init.new_zeros(B, S, N, 2)
+    for b, c in enumerate(counts.tolist()):
+        out[b : b + 1, :, :c] = layout(mask[b : b + 1, :, :c], vis_init[b : b + 1, :, :c])
+    return out
 
 
 def _pad_frames(frames: Tensor, length: int) -> Tensor:
@@ -282,6 +330,7 @@ class SlidingWindowTracker:
         self.coords = torch.zeros(batch_size, self.S, 0, 2, dtype=dtype, device=device)
         self.vis = torch.zeros(batch_size, self.S, 0, dtype=dtype, device=device)
         self.cleared_until = torch.zeros(batch_size, 0, dtype=torch.long, device=device)
+        self.order = torch.zeros(batch_size, 0, dtype=torch.long, device=device)
         self.fmap_cache: Optional[Tensor] = None
         self.next_start = 0
         self.train_data = TrainData() if keep_train_data else None
@@ -309,6 +358,10 @@ class SlidingWindowTracker:
         self.coords = torch.cat([self.coords, self.coords.new_zeros(self.B, self.S, M, 2)], 2)
         self.vis = torch.cat([self.vis, self.vis.new_zeros(self.B, self.S, M)], 2)
         self.cleared_until = torch.cat([self.cleared_until, self.cleared_until.new_zeros(self.B, M)], 1)
+        # The official order: tracks sorted by query frame with torch.sort's default (not stable) algorithm, one
+        # sample at a time as the official B = 1 code does. Tie order matters (see mask_vis_channels), so the
+        # same call is used, on the same device.
+        self.order = torch.stack([torch.sort(self.q_t[b])[1] for b in range(self.B)])
 
     def run_window(self, new_frames: Tensor, num_real: int) -> Optional[WindowOutput]:
         """Run the next window.
@@ -336,8 +389,8 @@ class SlidingWindowTracker:
         K = int(counts.max()) if self.num_tracks else 0
         if K == 0:
             return None
-        # Active points first, each sample in its own original order; positions past its count are padding.
-        index = torch.argsort((~active).to(torch.int8), dim=1, stable=True)[:, :K]
+        # In the official order the active tracks of each sample are a prefix; positions past its count are padding.
+        index = self.order[:, :K]
         valid = torch.arange(K, device=index.device)[None] < counts[:, None]
         stride = model.stride
 
@@ -372,7 +425,7 @@ class SlidingWindowTracker:
             _gather_tracks(self.vis, index, 2),
             track_mask,
             self.iters,
-            track_valid=None if bool(valid.all()) else valid,
+            counts=None if bool(valid.all()) else counts,
         )
         last = preds[-1]
         # Carry into the next window: its first half is this window's second half; its second half repeats the
