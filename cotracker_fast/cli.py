@@ -1,0 +1,250 @@
+"""Command-line interface: ``cotracker-fast track VIDEO ...``.
+
+Frames are read with imageio as a stream and fed to the online predictor in chunks, so a long video never sits
+whole in memory (only one window of frames and features, plus the tracks). ``--backward`` spools the original
+frames to a disk-backed memory map (``T x H x W x 3`` bytes in the system temp folder) and runs a second
+streaming pass over the reversed video, filling the frames before each point's first window exactly as the
+offline predictor's ``backward_tracking`` does.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import warnings
+from dataclasses import dataclass
+from typing import Iterable, Iterator, List, Optional, Sequence
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from .io import VideoReader, load_mask, load_queries, save_tracks
+from .models.registry import list_models
+from .online import CoTrackerOnlinePredictor
+
+
+@dataclass
+class TrackResult:
+    """Tracks of one video: ``tracks`` ``(T, N, 2)`` (x, y) pixels, ``visibility`` ``(T, N)`` bool,
+    ``queries`` ``(N, 3)`` (t, x, y) as tracked (grid points included), ``fps``, ``untrained``."""
+
+    tracks: np.ndarray
+    visibility: np.ndarray
+    queries: np.ndarray
+    fps: float
+    untrained: bool
+
+
+def _chunks(frames: Iterable[np.ndarray], size: int) -> Iterator[np.ndarray]:
+    buf: List[np.ndarray] = []
+    for f in frames:
+        buf.append(f)
+        if len(buf) == size:
+            yield np.stack(buf)
+            buf = []
+    if buf:
+        yield np.stack(buf)
+
+
+def _to_tensor(chunk: np.ndarray) -> torch.Tensor:
+    """``(F, H, W, 3) uint8`` -> ``(1, F, 3, H, W)`` float32 0..255."""
+    return torch.from_numpy(chunk).permute(0, 3, 1, 2)[None].float()
+
+
+def _stream(online: CoTrackerOnlinePredictor, chunks: Iterable[np.ndarray], total_frames: Optional[int], desc: str):
+    """Feed chunks, collect the emitted frames; the bar advances once per window."""
+    step = online.model.config.window_step
+    total = None if total_frames is None else max(0, -(-(total_frames - step) // step))
+    tracks, vis = [], []
+    with tqdm(total=total, desc=desc, unit="window", disable=None) as bar:
+        done = 0
+        for chunk in chunks:
+            t, v, _ = online.step(_to_tensor(chunk))
+            tracks.append(t[0])
+            vis.append(v[0])
+            ran = online._state.next_start // step  # windows run so far
+            bar.update(ran - done)
+            done = ran
+        t, v, _ = online.finish()
+        tracks.append(t[0])
+        vis.append(v[0])
+        bar.update(online._state.next_start // step - done)
+    return torch.cat(tracks).numpy(), torch.cat(vis).numpy()
+
+
+def track_video(
+    video_path: str,
+    *,
+    checkpoint: Optional[str] = None,
+    model_name: Optional[str] = None,
+    queries: Optional[np.ndarray] = None,
+    grid_size: int = 0,
+    grid_query_frame: int = 0,
+    segm_mask: Optional[np.ndarray] = None,
+    backward: bool = False,
+    device: Optional[str] = None,
+    backend: Optional[str] = None,
+    dtype: Optional[torch.dtype] = None,
+    max_frames: Optional[int] = None,
+) -> TrackResult:
+    """Track points through a video file, streaming it from disk.
+
+    Args:
+        video_path: a video file, GIF, image folder (see :class:`~cotracker_fast.io.VideoReader`).
+        checkpoint / model_name: weights and variant (``None`` = random weights, loudly flagged).
+        queries: ``(N, 3)`` rows ``(t, x, y)`` in pixels of the video; or ``grid_size > 0`` for a grid at
+            ``grid_query_frame`` (optionally restricted to ``segm_mask`` ``(H, W)`` bool).
+        backward: also track backwards in time (see module docstring for the disk use).
+    """
+    if queries is None and grid_size <= 0:
+        raise ValueError("give queries or grid_size > 0")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # the untrained warning is reported by the caller
+        online = CoTrackerOnlinePredictor(
+            checkpoint, model_name=model_name, device=device, backend=backend, dtype=dtype
+        )
+    with VideoReader(video_path, max_frames=max_frames) as reader:
+        H, W = reader.shape_hw
+        fps = reader.fps
+        total = reader.num_frames
+        q = None if queries is None else torch.as_tensor(np.asarray(queries, np.float32))[None]
+        mask = None if segm_mask is None else torch.as_tensor(np.asarray(segm_mask, bool))[None, None]
+        if total is not None and q is not None and bool((q[..., 0] >= total).any()):
+            raise ValueError(f"a query frame is >= the number of frames ({total}) of {video_path!r}")
+        online.start((H, W), q, grid_size=grid_size if q is None else 0, grid_query_frame=grid_query_frame,
+                     segm_mask=mask)
+        tracked_queries = online._queries[0].clone()
+        tracked_queries[:, 1] *= W / online.interp_shape[1]
+        tracked_queries[:, 2] *= H / online.interp_shape[0]
+        step = online.model.config.window_step
+        spool = None
+        frames: Iterable[np.ndarray] = reader
+        if backward:
+            spool = _Spool(H, W)
+            frames = spool.tee(reader)
+        tracks, vis = _stream(online, _chunks(frames, step), total, "tracking")
+    T = tracks.shape[0]
+    if q is not None and bool((q[..., 0] >= T).any()):
+        raise ValueError(f"a query frame is >= the number of frames ({T}) of {video_path!r}")
+    if backward:
+        try:
+            inv_q = tracked_queries.clone()
+            inv_q[:, 0] = T - 1 - inv_q[:, 0]
+            online.start((H, W), inv_q[None])
+            b_tracks, b_vis = _stream(online, _chunks(spool.reversed(), step), T, "backward")
+        finally:
+            spool.close()
+        b_tracks, b_vis = b_tracks[::-1], b_vis[::-1]
+        missing = tracks == 0  # never predicted forward (frames before a point's first window)
+        tracks = np.where(missing, b_tracks, tracks)
+        vis = np.where(missing[..., 0], b_vis, vis)
+    return TrackResult(tracks, vis, tracked_queries.cpu().numpy(), fps, untrained=checkpoint is None)
+
+
+class _Spool:
+    """Disk-backed frame store for the backward pass (grows by doubling; deleted on close)."""
+
+    def __init__(self, H: int, W: int):
+        self.H, self.W, self.n, self.cap = H, W, 0, 64
+        fd, self.path = tempfile.mkstemp(prefix="cotracker_fast_frames_", suffix=".u8")
+        os.close(fd)
+        self.mm = np.memmap(self.path, np.uint8, "w+", shape=(self.cap, H, W, 3))
+
+    def tee(self, frames: Iterable[np.ndarray]) -> Iterator[np.ndarray]:
+        for f in frames:
+            if self.n == self.cap:
+                self.mm.flush()
+                self.cap *= 2
+                self.mm = np.memmap(self.path, np.uint8, "r+", shape=(self.cap, self.H, self.W, 3))
+            self.mm[self.n] = f
+            self.n += 1
+            yield f
+
+    def reversed(self) -> Iterator[np.ndarray]:
+        for i in range(self.n - 1, -1, -1):
+            yield np.array(self.mm[i])
+
+    def close(self) -> None:
+        del self.mm
+        if os.path.exists(self.path):
+            os.remove(self.path)
+
+
+def write_overlay(video_path: str, result: TrackResult, out_path: str, *, max_frames: Optional[int] = None) -> None:
+    """Re-read the video (streaming) and write the tracks over it: filled points visible, hollow occluded, trails."""
+    from .viz import OverlayWriter
+
+    has_pred = np.any(result.tracks != 0, axis=-1)
+    with VideoReader(video_path, max_frames=max_frames) as reader, OverlayWriter(
+        out_path, fps=result.fps, untrained=result.untrained
+    ) as overlay:
+        for t, frame in enumerate(tqdm(reader, total=result.tracks.shape[0], desc="overlay", unit="frame", disable=None)):
+            overlay.write(frame, result.tracks[t], result.visibility[t], has_prediction=has_pred[t])
+
+
+UNTRAINED_MESSAGE = (
+    "WARNING: no checkpoint given: the model has RANDOM, UNTRAINED weights and the tracks are meaningless.\n"
+    "         Pass --checkpoint cotracker_stride_4_wind_8.pth (official v1) for real tracks."
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="cotracker-fast", description="Fast, faithful CoTracker v1 point tracking.")
+    sub = p.add_subparsers(dest="command", required=True)
+    t = sub.add_parser("track", help="track points through a video file")
+    t.add_argument("video", help="video file (mp4, avi, mov, webm, gif, ...) or a folder of images")
+    t.add_argument("--checkpoint", help="official cotracker_stride_*_wind_*.pth or our .safetensors")
+    t.add_argument("--model-name", choices=list_models(), help="variant, when the file name does not say")
+    t.add_argument("--grid-size", type=int, default=0, help="track a G x G grid (default 10 without --queries)")
+    t.add_argument("--grid-query-frame", type=int, default=0)
+    t.add_argument("--queries", help="queries file (.csv/.txt/.npy/.json) with rows t,x,y in pixels")
+    t.add_argument("--segm-mask", help="PNG mask: keep only grid points inside it")
+    t.add_argument("--backward", action="store_true", help="also track backwards in time")
+    t.add_argument("--device", default=None, help="cpu, cuda, cuda:1, ... (default: cuda if available)")
+    t.add_argument("--backend", default=None, help="ops backend: auto (default), torch, reference, ...")
+    t.add_argument("--dtype", choices=["float32", "bfloat16", "float16"], default="float32")
+    t.add_argument("--max-frames", type=int, default=None, help="only the first N frames")
+    t.add_argument("--out", default="tracks.npz", help="tracks file: .npz, .csv or .json (default tracks.npz)")
+    t.add_argument("--viz", default=None, help="write an overlay video (.mp4 or .gif)")
+    return p
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.queries and args.grid_size:
+        raise SystemExit("error: give either --queries or --grid-size, not both")
+    if args.segm_mask and args.queries:
+        raise SystemExit("error: --segm-mask selects grid points; it cannot be combined with --queries")
+    queries = load_queries(args.queries) if args.queries else None
+    grid = args.grid_size if queries is not None or args.grid_size else 10
+    mask = load_mask(args.segm_mask) if args.segm_mask else None
+    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    if args.checkpoint is None:
+        print(UNTRAINED_MESSAGE, file=sys.stderr)
+    result = track_video(
+        args.video,
+        checkpoint=args.checkpoint,
+        model_name=args.model_name,
+        queries=queries,
+        grid_size=0 if queries is not None else grid,
+        grid_query_frame=args.grid_query_frame,
+        segm_mask=mask,
+        backward=args.backward,
+        device=device,
+        backend=args.backend,
+        dtype=getattr(torch, args.dtype),
+        max_frames=args.max_frames,
+    )
+    save_tracks(args.out, result.tracks, result.visibility, queries=result.queries, fps=result.fps)
+    T, N = result.visibility.shape
+    print(f"tracked {N} points through {T} frames -> {args.out}")
+    if args.viz:
+        write_overlay(args.video, result, args.viz, max_frames=args.max_frames)
+        print(f"overlay -> {args.viz}")
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
