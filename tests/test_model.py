@@ -110,7 +110,8 @@ def test_mask_vis_channels_official_layout():
 def test_batch_equals_singles(model):
     """Two samples whose points join windows at different times (different active sets per window)."""
     v = torch.cat([_video(T=14, seed=2), _video(T=14, seed=3)])
-    q = torch.tensor([[[0.0, 10, 10], [0.0, 40, 30], [9.0, 20, 20]], [[5.0, 30, 30], [13.0, 12, 7], [0.0, 60, 40]]], dtype=torch.float64)
+    # sample 1 has no active point in the first window (all its queries are at frames >= 8)
+    q = torch.tensor([[[0.0, 10, 10], [0.0, 40, 30], [9.0, 20, 20]], [[8.0, 30, 30], [13.0, 12, 7], [9.0, 60, 40]]], dtype=torch.float64)
     tr, feat, vis, _ = model(v, q, iters=2)
     for b in range(2):
         t1, f1, v1, _ = model(v[b : b + 1], q[b : b + 1], iters=2)

@@ -124,6 +124,9 @@ class CoTracker(nn.Module):
         track_valid = None
         if counts is not None:
             track_valid = torch.arange(N, device=coords.device)[None] < counts[:, None]
+            # a sample with no active track yet still flows through the batch (its outputs are discarded); let
+            # its padding attend to everything so no softmax row is empty
+            track_valid |= (counts == 0)[:, None]
         preds = []
         for _ in range(iters):
             coords = coords.detach()
@@ -331,6 +334,7 @@ class SlidingWindowTracker:
         self.vis = torch.zeros(batch_size, self.S, 0, dtype=dtype, device=device)
         self.cleared_until = torch.zeros(batch_size, 0, dtype=torch.long, device=device)
         self.order = torch.zeros(batch_size, 0, dtype=torch.long, device=device)
+        self.group = torch.zeros(0, dtype=torch.long, device=device)
         self.fmap_cache: Optional[Tensor] = None
         self.next_start = 0
         self.train_data = TrainData() if keep_train_data else None
@@ -339,9 +343,13 @@ class SlidingWindowTracker:
     def num_tracks(self) -> int:
         return self.q_t.shape[1]
 
-    def add_queries(self, queries: Tensor) -> None:
+    def add_queries(self, queries: Tensor, group: int = 0) -> None:
         """Append points ``(B, M, 3)`` rows ``(t, x, y)`` in input pixels. Each query frame must not precede the
-        current window (``t >= next_start``): a window that already ran cannot take new points."""
+        current window (``t >= next_start``): a window that already ran cannot take new points.
+
+        ``group`` orders tracks before the sort by query frame: the official predictor lists user points before
+        its support grid, so a streaming caller that adds user points after the support grid passes group 0 for
+        them and 1 for the grid, and the sort sees the same array as the offline run."""
         _check_queries(queries, self.B, None, "queries")
         t = queries[..., 0].round().long().to(self.q_t.device)
         if bool((t < self.next_start).any()):
@@ -358,10 +366,12 @@ class SlidingWindowTracker:
         self.coords = torch.cat([self.coords, self.coords.new_zeros(self.B, self.S, M, 2)], 2)
         self.vis = torch.cat([self.vis, self.vis.new_zeros(self.B, self.S, M)], 2)
         self.cleared_until = torch.cat([self.cleared_until, self.cleared_until.new_zeros(self.B, M)], 1)
+        self.group = torch.cat([self.group, torch.full((M,), group, dtype=torch.long, device=self.group.device)])
         # The official order: tracks sorted by query frame with torch.sort's default (not stable) algorithm, one
         # sample at a time as the official B = 1 code does. Tie order matters (see mask_vis_channels), so the
-        # same call is used, on the same device.
-        self.order = torch.stack([torch.sort(self.q_t[b])[1] for b in range(self.B)])
+        # same call is used, on the same device, on the same array (tracks listed group by group).
+        canon = torch.argsort(self.group, stable=True)
+        self.order = torch.stack([canon[torch.sort(self.q_t[b, canon])[1]] for b in range(self.B)])
 
     def run_window(self, new_frames: Tensor, num_real: int) -> Optional[WindowOutput]:
         """Run the next window.
