@@ -130,9 +130,7 @@ def track_video(
         raise ValueError(f"a query frame is >= the number of frames ({T}) of {video_path!r}")
     if backward:
         try:
-            inv_q = tracked_queries.clone()
-            inv_q[:, 0] = T - 1 - inv_q[:, 0]
-            online.start((H, W), inv_q[None])
+            online.start_backward(T)
             b_tracks, b_vis = _stream(online, _chunks(spool.reversed(), step), T, "backward")
         finally:
             spool.close()

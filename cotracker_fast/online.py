@@ -111,20 +111,7 @@ class CoTrackerOnlinePredictor(nn.Module):
         if segm_mask is not None and grid_size == 0:
             raise ValueError("segm_mask selects grid points: it needs grid_size > 0")
         B = batch_size or (queries.shape[0] if torch.is_tensor(queries) and queries.dim() == 3 else 1)
-        self._hw, self._B = (H, W), B
-        self._received = 0
-        self._emitted = 0
-        self._buffer = []  # frames received but not yet fed to a window, resized, (B, F, 3, 384, 512)
-        self._buffered = 0
-        self._last_frame: Optional[Tensor] = None
-        self._queries = torch.zeros(B, 0, 3, device=self.device)  # user queries, model pixels
-        self._tracks = torch.zeros(B, 0, 0, 2, device=self.device)  # pending outputs from frame self._emitted
-        self._vis = torch.zeros(B, 0, 0, device=self.device)
-        self._state = SlidingWindowTracker(self.model, B, self.iters, self.device)
-        self._is_user = torch.zeros(0, dtype=torch.bool, device=self.device)  # per model track: user point?
-        self._finished = False
-
-        ih, iw = self.interp_shape
+        self._begin((H, W), B)
         if grid_size > 0:
             pts = get_points_on_a_grid(grid_size, self.interp_shape, device=self.device)
             if segm_mask is not None:
@@ -143,6 +130,21 @@ class CoTrackerOnlinePredictor(nn.Module):
             sup = get_points_on_a_grid(self.support_grid_size, self.interp_shape, device=self.device)
             sup = torch.cat([torch.zeros_like(sup[..., :1]), sup], 2).expand(B, -1, -1)
             self._add_model_queries(sup, user=False)
+
+    @torch.no_grad()
+    def start_backward(self, num_frames: int) -> None:
+        """Begin a pass over the time-reversed video (frames fed last to first) that tracks the same points as the
+        run just finished, with query frames ``t' = num_frames - 1 - t``: the support grid included, as the
+        offline predictor's ``backward_tracking`` does. Outputs come in reversed time."""
+        self._require_started()
+        if not self._finished:
+            raise RuntimeError("finish() the forward pass before start_backward()")
+        history = self._added
+        self._begin(self._hw, self._B)
+        for q, user in history:
+            rq = q.clone()
+            rq[..., 0] = num_frames - 1 - rq[..., 0]
+            self._add_model_queries(rq, user)
 
     @torch.no_grad()
     def add_queries(self, queries: Tensor) -> None:
@@ -213,6 +215,21 @@ class CoTrackerOnlinePredictor(nn.Module):
         return self._emit_until(T)
 
     # ------------------------------------------------------------------ internals
+    def _begin(self, hw, B) -> None:
+        self._hw, self._B = hw, B
+        self._received = 0
+        self._emitted = 0
+        self._buffer = []  # frames received but not yet fed to a window, resized, (B, F, 3, 384, 512)
+        self._buffered = 0
+        self._last_frame: Optional[Tensor] = None
+        self._queries = torch.zeros(B, 0, 3, device=self.device)  # user queries, model pixels
+        self._tracks = torch.zeros(B, 0, 0, 2, device=self.device)  # pending outputs from frame self._emitted
+        self._vis = torch.zeros(B, 0, 0, device=self.device)
+        self._state = SlidingWindowTracker(self.model, B, self.iters, self.device)
+        self._is_user = torch.zeros(0, dtype=torch.bool, device=self.device)  # per model track: user point?
+        self._added = []  # (model-resolution queries, is_user) in the order they were added
+        self._finished = False
+
     def _require_started(self):
         if self._state is None:
             raise RuntimeError("call start(video_hw=..., queries=...) first")
@@ -224,6 +241,7 @@ class CoTrackerOnlinePredictor(nn.Module):
 
     def _add_model_queries(self, q: Tensor, user: bool) -> None:
         self._state.add_queries(q, group=0 if user else 1)
+        self._added.append((q, user))
         if user:
             self._queries = torch.cat([self._queries, q], 1)
         M = q.shape[1]

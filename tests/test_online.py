@@ -95,6 +95,24 @@ def test_queries_added_while_streaming(pair):
     torch.testing.assert_close(t_on, t_off[:, first:], rtol=0, atol=0.05)
 
 
+def test_backward_pass_equals_offline_backward_tracking(pair):
+    off, on = pair
+    video = _video(T=15, seed=3)
+    q = torch.tensor([[[11.0, 10, 12], [6.0, 30, 20], [0.0, 50, 30]]])
+    t_fwd, v_fwd = _run(on, video, 4, queries=q)
+    on.start_backward(video.shape[1])
+    rev = video.flip(1)
+    outs = [on.step(rev[:, i : i + 5]) for i in range(0, 15, 5)] + [on.finish()]
+    t_bwd = torch.cat([o[0] for o in outs], 1).flip(1)
+    v_bwd = torch.cat([o[1] for o in outs], 1).flip(1)
+    missing = t_fwd == 0
+    t_both = torch.where(missing, t_bwd, t_fwd)
+    v_both = torch.where(missing[..., 0], v_bwd, v_fwd)
+    t_off, v_off = off(video, q, backward_tracking=True)
+    assert missing.any()  # the point queried at frame 11 has frames before its first window
+    assert torch.equal(t_both, t_off) and torch.equal(v_both, v_off)
+
+
 def test_online_errors(pair):
     _, on = pair
     with pytest.raises(RuntimeError, match="start"):
