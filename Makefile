@@ -28,7 +28,7 @@ test: $(STAMP)
 	$(PY) -m pytest -q tests
 
 bench: $(STAMP)
-	$(PY) -m pytest -q benchmarks --benchmark-only --benchmark-json=benchmarks/results/latest.json
+	$(PY) -m pytest -q benchmarks --benchmark-only --benchmark-json=benchmarks/results/latest.json -p no:cacheprovider
 
 clean:
 	rm -rf $(VENV) $(DEMO_OUT) build *.egg-info

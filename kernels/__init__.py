@@ -1,0 +1,25 @@
+"""Triton kernels of cotracker_fast, installed as ``cotracker_fast.kernels``.
+
+One file per op (``corr_sample.py`` ...), each registering itself with the ops backend resolver
+(:func:`cotracker_fast.ops.register_backend`) under the name ``triton``. Nothing here is imported by
+``import cotracker_fast``; the probe below tells whether Triton can run at all.
+"""
+from __future__ import annotations
+
+import importlib.util
+import os
+
+
+def has_triton() -> bool:
+    """True when the ``triton`` package is importable."""
+    return importlib.util.find_spec("triton") is not None
+
+
+def triton_can_run(device_type: str) -> bool:
+    """Whether Triton kernels can run on tensors of ``device_type``: CUDA devices, or CPU tensors under
+    ``TRITON_INTERPRET=1`` (the interpreter used for parity tests on machines without a GPU)."""
+    if not has_triton():
+        return False
+    if device_type == "cuda":
+        return True
+    return device_type == "cpu" and os.environ.get("TRITON_INTERPRET", "0") == "1"

@@ -1,0 +1,77 @@
+"""Speed of the correlation and attention implementations (pytest-benchmark).
+
+Run: ``make bench`` (saves ``benchmarks/results/latest.json``). Every fast backend is compared with the reference
+from :mod:`cotracker_fast.ops._torch_impl`. The GPU cases use the official inference shapes (S = 8, 384x512 at
+stride 4: 96x128 level-0 maps, 4 levels, radius 3, C = 128) and also record peak memory.
+"""
+import pytest
+import torch
+
+from cotracker_fast import ops
+from cotracker_fast.ops import _torch_impl as ref
+
+CORR_IMPLS = {"dense (official-equivalent)": ref._corr_sample_dense, "local": ref._corr_sample}
+ATTN_IMPLS = {"math": ref._attention_math, "sdpa": ref._attention_sdpa}
+
+
+def _corr_inputs(device, B, S, N, H, W, C=128, levels=4, dtype=torch.float32):
+    g = torch.Generator(device="cpu").manual_seed(0)
+    fmaps = torch.randn(B, S, C, H, W, generator=g).to(device, dtype)
+    feats = torch.randn(B, S, N, C, generator=g).to(device, dtype)
+    coords = (torch.rand(B, S, N, 2, generator=g) * torch.tensor([W - 1.0, H - 1.0])).to(device)
+    return ops.build_pyramid(fmaps, levels), feats, coords
+
+
+def _run(benchmark, fn, args, device):
+    if device == "cuda":
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+
+        def call():
+            out = fn(*args)
+            torch.cuda.synchronize()
+            return out
+
+        benchmark(call)
+        benchmark.extra_info["peak_mem_MiB"] = torch.cuda.max_memory_allocated() / 2**20
+    else:
+        benchmark(fn, *args)
+
+
+@pytest.mark.parametrize("impl", list(CORR_IMPLS))
+@pytest.mark.parametrize("N", [64, 256])
+def test_corr_sample_cpu(benchmark, impl, N):
+    """CPU, reduced maps (S = 8, 48x64, 4 levels): dense volume vs local gather."""
+    benchmark.group = f"corr_sample cpu N={N}"
+    pyr, feats, coords = _corr_inputs("cpu", 1, 8, N, 48, 64)
+    _run(benchmark, CORR_IMPLS[impl], (pyr, feats, coords, 3), "cpu")
+
+
+@pytest.mark.parametrize("impl", list(ATTN_IMPLS))
+@pytest.mark.parametrize("shape", [(256, 8), (8, 256)], ids=["time", "space"])
+def test_attention_cpu(benchmark, impl, shape):
+    """CPU, UpdateFormer shapes with N = 256 tracks: time (batch N, length S=8) and space (batch S, length N)."""
+    batch, L = shape
+    benchmark.group = f"attention cpu batch={batch} L={L}"
+    qkv = torch.randn(batch, L, 3, 8, 48)
+    _run(benchmark, ATTN_IMPLS[impl], (qkv,), "cpu")
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("impl", list(CORR_IMPLS))
+@pytest.mark.parametrize("N", [256, 1024, 4096])
+def test_corr_sample_gpu(benchmark, impl, N):
+    benchmark.group = f"corr_sample cuda N={N}"
+    pyr, feats, coords = _corr_inputs("cuda", 1, 8, N, 96, 128)
+    _run(benchmark, CORR_IMPLS[impl], (pyr, feats, coords, 3), "cuda")
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("impl", list(ATTN_IMPLS))
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16], ids=str)
+@pytest.mark.parametrize("shape", [(4096, 8), (8, 4096)], ids=["time", "space"])
+def test_attention_gpu(benchmark, impl, dtype, shape):
+    batch, L = shape
+    benchmark.group = f"attention cuda batch={batch} L={L} {dtype}"
+    qkv = torch.randn(batch, L, 3, 8, 48, device="cuda", dtype=dtype)
+    _run(benchmark, ATTN_IMPLS[impl], (qkv,), "cuda")
