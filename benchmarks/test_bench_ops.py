@@ -39,11 +39,11 @@ def _run(benchmark, fn, args, device):
 
 
 @pytest.mark.parametrize("impl", list(CORR_IMPLS))
-@pytest.mark.parametrize("N", [64, 256])
-def test_corr_sample_cpu(benchmark, impl, N):
-    """CPU, reduced maps (S = 8, 48x64, 4 levels): dense volume vs local gather."""
-    benchmark.group = f"corr_sample cpu N={N}"
-    pyr, feats, coords = _corr_inputs("cpu", 1, 8, N, 48, 64)
+@pytest.mark.parametrize("N, H, W", [(64, 48, 64), (256, 96, 128)])
+def test_corr_sample_cpu(benchmark, impl, N, H, W):
+    """CPU, S = 8, 4 levels, radius 3, C = 128: reduced maps (48x64) and the official ones (96x128)."""
+    benchmark.group = f"corr_sample cpu N={N} {H}x{W}"
+    pyr, feats, coords = _corr_inputs("cpu", 1, 8, N, H, W)
     _run(benchmark, CORR_IMPLS[impl], (pyr, feats, coords, 3), "cpu")
 
 
