@@ -101,16 +101,23 @@ def test_batch_equals_singles(predictor):
         assert torch.equal(vis[b : b + 1], v1)
 
 
-def test_reduced_precision_runs(predictor):
+# Autocast deviation from fp32 on this test's inputs (tamed random weights, tracks move ~2.5 px per frame),
+# measured on CPU: bf16 mean 0.075 / max 0.26 px, fp16 mean 0.008 / max 0.029 px; bounds leave a 4x margin.
+LOW_PRECISION_BOUNDS = {torch.bfloat16: (0.3, 1.0), torch.float16: (0.03, 0.12)}
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16], ids=str)
+def test_reduced_precision_runs(predictor, dtype):
     v = _video()
     q = torch.tensor([[[0.0, 10, 12], [3.0, 40.5, 30.25]]])
-    ref, _ = predictor(v, q)
-    predictor.dtype = torch.bfloat16
+    ref, ref_vis = predictor(v, q)
+    predictor.dtype = dtype
     low, vis = predictor(v, q)
     assert low.dtype == torch.float32 and torch.isfinite(low).all()
-    # bf16 keeps ~3 significant digits; on these tamed random weights tracks move ~20 px per frame and the
-    # measured bf16 deviation is a few px: check it is the same solution, not bitwise equality
-    assert (low - ref).abs().mean() < 5.0
+    diff = (low - ref).abs()
+    mean_b, max_b = LOW_PRECISION_BOUNDS[dtype]
+    assert diff.mean() < mean_b and diff.max() < max_b, f"mean {diff.mean():.3g} max {diff.max():.3g}"
+    assert torch.equal(vis, ref_vis)
 
 
 @pytest.mark.parametrize(
