@@ -147,10 +147,14 @@ class CoTrackerPredictor(nn.Module):
         if not bool(torch.isfinite(video).all()):
             raise ValueError("video contains NaN or inf values")
         lo, hi = float(video.min()), float(video.max())
-        if lo < -1e-3 or hi > 255.0 + 1e-3:
+        # a few levels of overshoot (e.g. from bicubic resizing) are fine; other value conventions are not
+        if lo < -8.0 or hi > 263.0:
             raise ValueError(f"video values must be RGB in 0..255, got range [{lo:.4g}, {hi:.4g}]")
-        if 0 < hi <= 1.0:
-            warnings.warn("video values are all <= 1: CoTracker expects RGB in 0..255, not 0..1", UserWarning)
+        if 0 < hi <= 1.0 and lo >= -1.0:
+            warnings.warn(
+                f"video values lie in [{lo:.3g}, {hi:.3g}]: CoTracker expects RGB in 0..255, not 0..1 or -1..1",
+                UserWarning,
+            )
         B, T, _, H, W = video.shape
         if not isinstance(grid_size, int) or grid_size < 0:
             raise ValueError(f"grid_size must be a non-negative int, got {grid_size!r}")

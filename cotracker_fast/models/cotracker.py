@@ -53,7 +53,7 @@ class CoTracker(nn.Module):
         self.vis_predictor = nn.Sequential(nn.Linear(C, 1))
         # Fixed tables, not parameters: kept out of the state dict so official checkpoints load strictly.
         self.register_buffer("time_embed", time_embedding(cfg.input_dim, cfg.window_len), persistent=False)
-        self._pos_tables = {}  # (h, w) of the feature map -> (1, input_dim, h, w) float32 table on the CPU
+        self._pos_tables = {}  # (h, w, device, dtype) -> (1, input_dim, h, w) table (float32 values, cast once)
 
     @property
     def stride(self) -> int:
@@ -74,10 +74,12 @@ class CoTracker(nn.Module):
     def pos_table(self, h: int, w: int, like: Tensor) -> Tensor:
         """2D sin/cos position table of a ``h x w`` feature map (the official code sizes it by the actual feature
         map, so inputs other than 384x512 get their own table). Cached per size."""
-        table = self._pos_tables.get((h, w))
+        key = (h, w, like.device, like.dtype)
+        table = self._pos_tables.get(key)
         if table is None:
-            table = self._pos_tables[(h, w)] = position_table_2d(self.config.input_dim, h, w)
-        return table.to(like.device, like.dtype)
+            table = position_table_2d(self.config.input_dim, h, w).to(like.device, like.dtype)
+            self._pos_tables[key] = table
+        return table
 
     def encode(self, frames: Tensor) -> Tensor:
         """Frames ``(B, F, 3, H, W)`` RGB in 0..255 -> feature maps ``(B, F, C, H // stride, W // stride)``."""
