@@ -64,13 +64,12 @@ def _stream(online: CoTrackerOnlinePredictor, chunks: Iterable[np.ndarray], tota
             t, v, _ = online.step(_to_tensor(chunk))
             tracks.append(t[0])
             vis.append(v[0])
-            ran = online._state.next_start // step  # windows run so far
-            bar.update(ran - done)
-            done = ran
+            bar.update(online.windows_run - done)
+            done = online.windows_run
         t, v, _ = online.finish()
         tracks.append(t[0])
         vis.append(v[0])
-        bar.update(online._state.next_start // step - done)
+        bar.update(online.windows_run - done)
     return torch.cat(tracks).numpy(), torch.cat(vis).numpy()
 
 
@@ -115,9 +114,7 @@ def track_video(
             raise ValueError(f"a query frame is >= the number of frames ({total}) of {video_path!r}")
         online.start((H, W), q, grid_size=grid_size if q is None else 0, grid_query_frame=grid_query_frame,
                      segm_mask=mask)
-        tracked_queries = online._queries[0].clone()
-        tracked_queries[:, 1] *= W / online.interp_shape[1]
-        tracked_queries[:, 2] *= H / online.interp_shape[0]
+        tracked_queries = online.tracked_queries[0]
         step = online.model.config.window_step
         spool = None
         frames: Iterable[np.ndarray] = reader
@@ -130,7 +127,7 @@ def track_video(
         raise ValueError(f"a query frame is >= the number of frames ({T}) of {video_path!r}")
     if backward:
         try:
-            online.start_backward(T)
+            online.start_backward()
             b_tracks, b_vis = _stream(online, _chunks(spool.reversed(), step), T, "backward")
         finally:
             spool.close()

@@ -9,7 +9,6 @@ and feature maps is held.
 """
 from __future__ import annotations
 
-import contextlib
 from typing import Optional, Tuple
 
 import torch
@@ -22,8 +21,12 @@ from .predictor import (
     OFFICIAL_DEFAULT_CHECKPOINT,
     VISIBILITY_THRESHOLD,
     _check_user_queries,
+    autocast_context,
     build_model,
-    get_points_on_a_grid,
+    check_dtype,
+    check_video_values,
+    grid_queries,
+    support_grid_queries,
 )
 
 
@@ -63,15 +66,14 @@ class CoTrackerOnlinePredictor(nn.Module):
         super().__init__()
         self.interp_shape = (384, 512)
         self.support_grid_size = 6
-        if dtype not in (None, torch.float32, torch.bfloat16, torch.float16):
-            raise ValueError(f"dtype must be torch.float32, torch.bfloat16 or torch.float16, got {dtype}")
-        self.dtype = dtype or torch.float32
+        self.dtype = check_dtype(dtype)
         self.iters = iters
         self.model, self.model_name = build_model(checkpoint, model_name, backend)
         if device is not None:
             self.to(device)
         self.eval()
         self._state: Optional[SlidingWindowTracker] = None
+        self._received = 0
 
     @property
     def device(self) -> torch.device:
@@ -83,7 +85,22 @@ class CoTrackerOnlinePredictor(nn.Module):
 
     @property
     def frames_received(self) -> int:
+        """Frames given to :meth:`step` since :meth:`start`."""
         return self._received
+
+    @property
+    def windows_run(self) -> int:
+        """Sliding windows processed since :meth:`start`."""
+        return 0 if self._state is None else self._state.next_start // self.model.config.window_step
+
+    @property
+    def tracked_queries(self) -> Tensor:
+        """``(B, N, 3)`` the user (or grid) points being tracked, rows ``(t, x, y)`` in pixels of the video."""
+        self._require_started()
+        q = self._queries.clone()
+        q[..., 1] *= self._hw[1] / float(self.interp_shape[1])
+        q[..., 2] *= self._hw[0] / float(self.interp_shape[0])
+        return q
 
     # ------------------------------------------------------------------ public API
     @torch.no_grad()
@@ -113,32 +130,30 @@ class CoTrackerOnlinePredictor(nn.Module):
         B = batch_size or (queries.shape[0] if torch.is_tensor(queries) and queries.dim() == 3 else 1)
         self._begin((H, W), B)
         if grid_size > 0:
-            pts = get_points_on_a_grid(grid_size, self.interp_shape, device=self.device)
-            if segm_mask is not None:
-                if segm_mask.dim() != 4 or tuple(segm_mask.shape[:2]) != (1, 1) or tuple(segm_mask.shape[-2:]) != (H, W):
-                    raise ValueError(f"segm_mask must be (1, 1, H={H}, W={W}), got {tuple(segm_mask.shape)}")
-                m = F.interpolate(segm_mask.float().to(self.device), self.interp_shape, mode="nearest")[0, 0]
-                pick = m[pts[0, :, 1].round().long(), pts[0, :, 0].round().long()] > 0
-                if not bool(pick.any()):
-                    raise ValueError("segm_mask selects no grid point: enlarge the mask or the grid")
-                pts = pts[:, pick]
-            q = torch.cat([torch.full_like(pts[..., :1], float(grid_query_frame)), pts], 2).expand(B, -1, -1)
+            if segm_mask is not None and (
+                segm_mask.dim() != 4 or segm_mask.shape[1] != 1 or segm_mask.shape[0] not in (1, B)
+                or tuple(segm_mask.shape[-2:]) != (H, W)
+            ):
+                raise ValueError(f"segm_mask must be (1 or B, 1, H={H}, W={W}), got {tuple(segm_mask.shape)}")
+            q = grid_queries(grid_size, grid_query_frame, self.interp_shape, B, segm_mask, self.device)
             self._add_model_queries(q, user=True)
         elif queries is not None:
             self.add_queries(queries)
         if grid_size == 0 or segm_mask is not None:
-            sup = get_points_on_a_grid(self.support_grid_size, self.interp_shape, device=self.device)
-            sup = torch.cat([torch.zeros_like(sup[..., :1]), sup], 2).expand(B, -1, -1)
-            self._add_model_queries(sup, user=False)
+            self._add_model_queries(support_grid_queries(self.support_grid_size, self.interp_shape, B, self.device), False)
 
     @torch.no_grad()
-    def start_backward(self, num_frames: int) -> None:
+    def start_backward(self, num_frames: Optional[int] = None) -> None:
         """Begin a pass over the time-reversed video (frames fed last to first) that tracks the same points as the
-        run just finished, with query frames ``t' = num_frames - 1 - t``: the support grid included, as the
-        offline predictor's ``backward_tracking`` does. Outputs come in reversed time."""
+        run just finished, with query frames ``t' = T - 1 - t``: the support grid included, as the offline
+        predictor's ``backward_tracking`` does. Outputs come in reversed time. ``num_frames`` (T) defaults to, and
+        must equal, the number of frames of the finished run."""
         self._require_started()
         if not self._finished:
             raise RuntimeError("finish() the forward pass before start_backward()")
+        if num_frames is not None and num_frames != self._received:
+            raise ValueError(f"num_frames={num_frames}, but the forward pass had {self._received} frames")
+        num_frames = self._received
         history = self._added
         self._begin(self._hw, self._B)
         for q, user in history:
@@ -150,8 +165,10 @@ class CoTrackerOnlinePredictor(nn.Module):
     def add_queries(self, queries: Tensor) -> None:
         """Add points ``(B, M, 3)`` rows ``(t, x, y)`` in pixels; every ``t`` must be a frame not received yet."""
         self._require_started()
+        if self._finished:
+            raise RuntimeError("finish() was called: no queries can be added to a finished video")
         H, W = self._hw
-        queries = _check_user_queries(queries, self._B, 2**62, H, W).to(self.device)
+        queries = _check_user_queries(queries, self._B, None, H, W).to(self.device)
         early = queries[..., 0] < self._received
         if bool(early.any()):
             raise ValueError(
@@ -181,10 +198,9 @@ class CoTrackerOnlinePredictor(nn.Module):
             shape = tuple(frames.shape) if torch.is_tensor(frames) else type(frames).__name__
             raise ValueError(f"frames must be (B={self._B}, F, 3, H={H}, W={W}), got {shape}")
         frames = frames.to(self.device, torch.float32)
-        if not bool(torch.isfinite(frames).all()):
-            raise ValueError("frames contain NaN or inf values")
         if frames.shape[1] == 0:
             return self._emit_until(self._emitted)
+        check_video_values(frames, "frames")
         B, F_ = frames.shape[:2]
         resized = F.interpolate(
             frames.reshape(B * F_, 3, H, W), self.interp_shape, mode="bilinear", align_corners=False
@@ -193,7 +209,7 @@ class CoTrackerOnlinePredictor(nn.Module):
         self._buffered += F_
         self._received += F_
         self._last_frame = resized[:, -1:]
-        S, step = self.model.window_len, self.model.config.window_step
+        S = self.model.window_len
         # A full window is available once frames [start, start + S) have arrived.
         while self._state.next_start + S <= self._received:
             self._run_next(total=None)
@@ -234,11 +250,6 @@ class CoTrackerOnlinePredictor(nn.Module):
         if self._state is None:
             raise RuntimeError("call start(video_hw=..., queries=...) first")
 
-    def _autocast(self):
-        if self.dtype == torch.float32:
-            return contextlib.nullcontext()
-        return torch.autocast(self.device.type, dtype=self.dtype)
-
     def _add_model_queries(self, q: Tensor, user: bool) -> None:
         self._state.add_queries(q, group=0 if user else 1)
         self._added.append((q, user))
@@ -273,7 +284,7 @@ class CoTrackerOnlinePredictor(nn.Module):
         n_new = S if start == 0 else step
         frames = self._take_frames(n_new)
         num_real = S if total is None else min(S, total - start)
-        with self._autocast():
+        with autocast_context(self.device, self.dtype):
             out = state.run_window(frames, num_real)
         end = start + num_real
         have = self._emitted + self._tracks.shape[1]

@@ -6,7 +6,7 @@ arguments and returns the official outputs. Extra options are keyword-only and d
 from __future__ import annotations
 
 import contextlib
-import os
+import math
 import warnings
 from typing import Optional, Tuple
 
@@ -16,7 +16,7 @@ from torch import Tensor, nn
 
 from . import ops
 from .models.checkpoint import load_checkpoint
-from .models.cotracker import CoTracker, _check_video
+from .models.cotracker import CoTracker, _check_video, warn_fractional_frames
 from .models.registry import create_model, model_name_from_checkpoint
 
 OFFICIAL_DEFAULT_CHECKPOINT = "cotracker/checkpoints/cotracker_stride_4_wind_8.pth"
@@ -42,6 +42,62 @@ def get_points_on_a_grid(size: int, extent: Tuple[int, int], device=None) -> Ten
     ys = margin + gy.reshape(1, -1) / float(size - 1) * (H - margin * 2)
     xs = margin + gx.reshape(1, -1) / float(size - 1) * (W - margin * 2)
     return torch.stack([xs, ys], dim=-1)
+
+
+def grid_queries(
+    grid_size: int,
+    query_frame: float,
+    interp_shape: Tuple[int, int],
+    batch: int,
+    segm_mask: Optional[Tensor] = None,
+    device=None,
+) -> Tensor:
+    """``(batch, M, 3)`` queries ``(t, x, y)`` in working-resolution pixels for a ``grid_size``-square grid at
+    ``query_frame``; with ``segm_mask`` ``(1 or B, 1, H, W)`` only the points where the mask (resized with nearest
+    to ``interp_shape``) is non-zero at the rounded position, as the official predictor."""
+    pts = get_points_on_a_grid(grid_size, interp_shape, device=device).expand(batch, -1, -1)
+    if segm_mask is not None:
+        mask = F.interpolate(segm_mask.float().to(pts.device), interp_shape, mode="nearest")[:, 0]
+        pick = mask[:, pts[0, :, 1].round().long(), pts[0, :, 0].round().long()] != 0  # (1 or B, G*G)
+        if pick.shape[0] > 1 and not bool((pick == pick[:1]).all()):
+            raise ValueError("a per-sample segm_mask must select the same grid points in every sample")
+        if not bool(pick[0].any()):
+            raise ValueError("segm_mask selects no grid point: enlarge the mask or the grid")
+        pts = pts[:, pick[0]]
+    return torch.cat([torch.full_like(pts[..., :1], float(query_frame)), pts], dim=2)
+
+
+def support_grid_queries(size: int, interp_shape: Tuple[int, int], batch: int, device=None) -> Tensor:
+    """The official support grid: ``size x size`` points queried at frame 0, ``(batch, size*size, 3)``."""
+    return grid_queries(size, 0.0, interp_shape, batch, device=device)
+
+
+def check_video_values(video: Tensor, name: str = "video") -> None:
+    """One pass over the frames: finite, and RGB in 0..255 (a few levels of overshoot, e.g. from bicubic
+    resizing, are fine; other conventions raise or, for 0..1 / -1..1, warn)."""
+    lo, hi = (float(v) for v in torch.aminmax(video.detach().float()))
+    if not (math.isfinite(lo) and math.isfinite(hi)):
+        raise ValueError(f"{name} contains NaN or inf values")
+    if lo < -8.0 or hi > 263.0:
+        raise ValueError(f"{name} values must be RGB in 0..255, got range [{lo:.4g}, {hi:.4g}]")
+    if 0 < hi <= 1.0 and lo >= -1.0:
+        warnings.warn(
+            f"{name} values lie in [{lo:.3g}, {hi:.3g}]: CoTracker expects RGB in 0..255, not 0..1 or -1..1",
+            UserWarning,
+        )
+
+
+def check_dtype(dtype: Optional[torch.dtype]) -> torch.dtype:
+    if dtype not in (None, torch.float32, torch.bfloat16, torch.float16):
+        raise ValueError(f"dtype must be torch.float32, torch.bfloat16 or torch.float16, got {dtype}")
+    return dtype or torch.float32
+
+
+def autocast_context(device: torch.device, dtype: torch.dtype):
+    """Autocast to ``dtype`` on ``device`` for bf16/fp16; nothing for float32 (the official maths)."""
+    if dtype == torch.float32:
+        return contextlib.nullcontext()
+    return torch.autocast(device.type, dtype=dtype)
 
 
 def untrained_model_warning(model_name: str) -> None:
@@ -94,11 +150,9 @@ class CoTrackerPredictor(nn.Module):
         super().__init__()
         self.interp_shape = (384, 512)
         self.support_grid_size = 6
-        if dtype not in (None, torch.float32, torch.bfloat16, torch.float16):
-            raise ValueError(f"dtype must be torch.float32, torch.bfloat16 or torch.float16, got {dtype}")
         if dense_batch_size < 1:
             raise ValueError(f"dense_batch_size must be >= 1, got {dense_batch_size}")
-        self.dtype = dtype or torch.float32
+        self.dtype = check_dtype(dtype)
         self.iters = iters
         self.dense_batch_size = dense_batch_size
         model, self.model_name = build_model(checkpoint, model_name, backend)
@@ -110,11 +164,6 @@ class CoTrackerPredictor(nn.Module):
     @property
     def device(self) -> torch.device:
         return next(self.model.parameters()).device
-
-    def _autocast(self):
-        if self.dtype == torch.float32:
-            return contextlib.nullcontext()
-        return torch.autocast(self.device.type, dtype=self.dtype)
 
     @torch.no_grad()
     def forward(
@@ -144,21 +193,11 @@ class CoTrackerPredictor(nn.Module):
             (probability > 0.9). Frames a point was never predicted in hold (0, 0) and False.
         """
         _check_video(video, "video")
-        if not bool(torch.isfinite(video).all()):
-            raise ValueError("video contains NaN or inf values")
-        lo, hi = float(video.min()), float(video.max())
-        # a few levels of overshoot (e.g. from bicubic resizing) are fine; other value conventions are not
-        if lo < -8.0 or hi > 263.0:
-            raise ValueError(f"video values must be RGB in 0..255, got range [{lo:.4g}, {hi:.4g}]")
-        if 0 < hi <= 1.0 and lo >= -1.0:
-            warnings.warn(
-                f"video values lie in [{lo:.3g}, {hi:.3g}]: CoTracker expects RGB in 0..255, not 0..1 or -1..1",
-                UserWarning,
-            )
+        check_video_values(video, "video")
         B, T, _, H, W = video.shape
         if not isinstance(grid_size, int) or grid_size < 0:
             raise ValueError(f"grid_size must be a non-negative int, got {grid_size!r}")
-        if not 0 <= int(grid_query_frame) < T:
+        if not 0 <= grid_query_frame < T:
             raise ValueError(f"grid_query_frame must be in [0, T={T}), got {grid_query_frame}")
         if queries is not None:
             queries = _check_user_queries(queries, B, T, H, W)
@@ -207,7 +246,7 @@ class CoTrackerPredictor(nn.Module):
         return out.reshape(B, T, C, *self.interp_shape)
 
     def _run_model(self, video: Tensor, queries: Tensor) -> Tuple[Tensor, Tensor]:
-        with self._autocast():
+        with autocast_context(self.device, self.dtype):
             tracks, _, vis, _ = self.model(video, queries, iters=self.iters)
         return tracks.float(), vis.float()
 
@@ -258,20 +297,10 @@ class CoTrackerPredictor(nn.Module):
             queries[:, :, 1] *= iw / W
             queries[:, :, 2] *= ih / H
         else:
-            grid_pts = get_points_on_a_grid(grid_size, self.interp_shape, device=video.device).expand(B, -1, -1)
-            if segm_mask is not None:
-                mask = F.interpolate(segm_mask.float(), self.interp_shape, mode="nearest")[:, 0]
-                pick = mask[:, grid_pts[0, :, 1].round().long(), grid_pts[0, :, 0].round().long()] > 0  # (1|B, G*G)
-                if pick.shape[0] > 1 and not bool((pick == pick[:1]).all()):
-                    raise ValueError("a per-sample segm_mask must select the same grid points in every sample")
-                if not bool(pick[0].any()):
-                    raise ValueError("segm_mask selects no grid point: enlarge the mask or the grid")
-                grid_pts = grid_pts[:, pick[0]]
-            queries = torch.cat([torch.full_like(grid_pts[..., :1], float(grid_query_frame)), grid_pts], dim=2)
+            queries = grid_queries(grid_size, grid_query_frame, self.interp_shape, B, segm_mask, video.device)
         n_user = queries.shape[1]
         if add_support_grid:
-            sup = get_points_on_a_grid(self.support_grid_size, self.interp_shape, device=video.device)
-            sup = torch.cat([torch.zeros_like(sup[..., :1]), sup], dim=2).expand(B, -1, -1)
+            sup = support_grid_queries(self.support_grid_size, self.interp_shape, B, video.device)
             queries = torch.cat([queries, sup], dim=1)
 
         tracks, vis = self._run_model(video, queries)
@@ -304,7 +333,7 @@ class CoTrackerPredictor(nn.Module):
         return tracks, vis
 
 
-def _check_user_queries(queries: Tensor, B: int, T: int, H: int, W: int) -> Tensor:
+def _check_user_queries(queries: Tensor, B: int, T: Optional[int], H: int, W: int) -> Tensor:
     if not torch.is_tensor(queries) or queries.dim() != 3 or queries.shape[-1] != 3 or queries.shape[0] != B:
         shape = tuple(queries.shape) if torch.is_tensor(queries) else type(queries).__name__
         raise ValueError(f"queries must be a (B={B}, N, 3) tensor of (t, x, y) rows, got {shape}")
@@ -315,10 +344,12 @@ def _check_user_queries(queries: Tensor, B: int, T: int, H: int, W: int) -> Tens
     if not bool(torch.isfinite(queries).all()):
         raise ValueError("queries contains NaN or inf")
     t, x, y = queries[..., 0], queries[..., 1], queries[..., 2]
-    bad_t = (t < 0) | (t >= T) | (t != t.round())
+    bad_t = (t < 0) if T is None else (t < 0) | (t >= T)
     if bool(bad_t.any()):
         b, n = [int(i) for i in bad_t.nonzero()[0]]
-        raise ValueError(f"queries[{b}, {n}, 0] = {float(t[b, n])}: the query frame must be an integer in [0, T={T})")
+        span = "[0, inf)" if T is None else f"[0, T={T})"
+        raise ValueError(f"queries[{b}, {n}, 0] = {float(t[b, n])}: the query frame must be in {span}")
+    warn_fractional_frames(t, "queries")
     outside = (x < 0) | (x > W) | (y < 0) | (y > H)
     if bool(outside.any()):
         b, n = [int(i) for i in outside.nonzero()[0]]

@@ -143,6 +143,10 @@ def test_model_input_errors(model):
         model(v.to(torch.uint8), torch.zeros(1, 1, 3))
     with pytest.raises(ValueError, match="queries"):
         model(v, torch.zeros(1, 1, 2))
+    with pytest.raises(ValueError, match=r"queries must be a \(B=1, N, 3\)"):
+        model(v, torch.zeros(2, 1, 3))
+    with pytest.raises(ValueError, match="must be >= 0"):
+        model(v, torch.tensor([[[-1.0, 1, 1]]]))
     with pytest.raises(ValueError, match="must be < T"):
         model(v, torch.tensor([[[9.0, 1, 1]]]))
     with pytest.raises(ValueError, match="NaN"):

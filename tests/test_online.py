@@ -113,6 +113,15 @@ def test_backward_pass_equals_offline_backward_tracking(pair):
     assert torch.equal(t_both, t_off) and torch.equal(v_both, v_off)
 
 
+def test_streaming_batch_equals_offline(pair):
+    off, on = pair
+    video = torch.cat([_video(T=13, seed=4), _video(T=13, seed=5)])
+    q = torch.tensor([[[0.0, 10, 12], [9.0, 30, 20]], [[3.0, 50, 30], [0.0, 5, 40]]])
+    t_off, v_off = off(video, q)
+    t_on, v_on = _run(on, video, 5, queries=q)
+    assert torch.equal(t_on, t_off) and torch.equal(v_on, v_off)
+
+
 def test_online_errors(pair):
     _, on = pair
     with pytest.raises(RuntimeError, match="start"):
@@ -122,11 +131,19 @@ def test_online_errors(pair):
         on.step(torch.zeros(1, 2, 3, 40, 70))
     with pytest.raises(ValueError, match="NaN"):
         on.step(torch.full((1, 1, 3, 50, 70), float("nan")))
+    assert on.frames_received == 0
     with pytest.raises(ValueError, match="empty"):
         on.finish()
     on.step(_video(T=2))
     on.finish()
     with pytest.raises(RuntimeError, match="finish"):
         on.step(_video(T=1))
+    with pytest.raises(RuntimeError, match="finished"):
+        on.add_queries(torch.tensor([[[5.0, 1, 1]]]))
+    with pytest.raises(ValueError, match="forward pass had 2 frames"):
+        on.start_backward(5)
     with pytest.raises(ValueError, match="outside"):
         on.start((50, 70), queries=torch.tensor([[[0.0, 71, 1]]]))
+    with pytest.raises(ValueError, match="0..255"):
+        on.start((50, 70), queries=torch.tensor([[[0.0, 1, 1]]]))
+        on.step(torch.full((1, 1, 3, 50, 70), 1000.0))

@@ -131,12 +131,14 @@ def test_reduced_precision_runs(predictor, dtype):
         (torch.rand(1, 11, 3, 40, 56) * 1000, {}, ValueError, "0..255"),
         (torch.rand(1, 11, 3, 40, 56) * 255 - 20, {}, ValueError, "0..255"),
         (torch.zeros(1, 0, 3, 40, 56), {}, ValueError, "empty"),
+        (torch.zeros(1, 11, 3, 0, 56), {}, ValueError, "empty"),
         (None, {"queries": torch.zeros(1, 0, 3)}, ValueError, "queries is empty"),
         (None, {"queries": torch.zeros(1, 2)}, ValueError, r"queries must be a \(B=1, N, 3\)"),
         (None, {"queries": torch.tensor([[[0.0, 57, 3]]])}, ValueError, "outside the 56x40 frame"),
         (None, {"queries": torch.tensor([[[0.0, -1, 3]]])}, ValueError, "outside"),
-        (None, {"queries": torch.tensor([[[11.0, 1, 3]]])}, ValueError, r"integer in \[0, T=11\)"),
-        (None, {"queries": torch.tensor([[[1.5, 1, 3]]])}, ValueError, "integer"),
+        (None, {"queries": torch.tensor([[[11.0, 1, 3]]])}, ValueError, r"must be in \[0, T=11\)"),
+        (None, {"queries": torch.tensor([[[-1.0, 1, 3]]])}, ValueError, r"queries\[0, 0, 0\] = -1.0"),
+        (None, {"queries": torch.tensor([[[1.5, 1, 3]]])}, UserWarning, "truncated"),
         (None, {"queries": torch.tensor([[[0.0, float("inf"), 3]]])}, ValueError, "NaN or inf"),
         (None, {"grid_size": 3, "grid_query_frame": 11}, ValueError, "grid_query_frame"),
         (None, {"grid_size": -1}, ValueError, "grid_size"),
@@ -177,3 +179,25 @@ def test_constructor_checks(tmp_path):
         warnings.simplefilter("ignore")
         p = CoTrackerPredictor(None, backend="reference")
     assert p.model.updateformer.time_blocks[0].attn.backend == "reference"
+
+
+def test_fractional_query_frames_are_truncated(predictor):
+    v = _video()
+    with pytest.warns(UserWarning, match="truncated"):
+        a, _ = predictor(v, torch.tensor([[[2.9, 10, 12]]]))
+    b, _ = predictor(v, torch.tensor([[[2.0, 10, 12]]]))
+    assert torch.equal(a, b)
+
+
+def test_autocast_keeps_query_positions_in_fp32():
+    """Under autocast the feature maps are bf16; sampling positions and weights must stay fp32 (a bf16 position
+    would move a query by up to a quarter cell)."""
+    from cotracker_fast.ops import bilinear_sample_border
+
+    g = torch.Generator().manual_seed(0)
+    img = torch.randn(1, 4, 30, 200, generator=g).bfloat16()
+    xy = torch.tensor([[[100.3, 7.7], [150.9, 21.1]]])
+    got = bilinear_sample_border(img, xy)
+    expect = bilinear_sample_border(img.float(), xy)
+    assert got.dtype == torch.float32
+    torch.testing.assert_close(got, expect, rtol=0, atol=1e-6)

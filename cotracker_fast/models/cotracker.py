@@ -16,6 +16,7 @@ Differences from the official code that do not change results:
 """
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 from typing import List, Optional
 
@@ -145,7 +146,9 @@ class CoTracker(nn.Module):
         return preds, vis_logits
 
     # ------------------------------------------------------------------ whole video
-    def forward(self, rgbs: Tensor, queries: Tensor, iters: int = 4, feat_init: None = None, is_train: bool = False):
+    def forward(
+        self, rgbs: Tensor, queries: Tensor, iters: int = 4, feat_init: Optional[Tensor] = None, is_train: bool = False
+    ):
         """Track ``queries`` through ``rgbs`` with the official sliding-window schedule.
 
         Args:
@@ -243,10 +246,17 @@ def _check_queries(queries: Tensor, B: int, T: Optional[int], name: str) -> None
     if not bool(torch.isfinite(queries).all()):
         raise ValueError(f"{name} contains NaN or inf")
     t = queries[..., 0]
-    if bool((t < 0).any()) or bool((t != t.round()).any()):
-        raise ValueError(f"{name}[..., 0] (query frame) must hold non-negative integers")
+    if bool((t < 0).any()):
+        raise ValueError(f"{name}[..., 0] (query frame) must be >= 0, got min {float(t.min())}")
     if T is not None and bool((t >= T).any()):
-        raise ValueError(f"{name}[..., 0] (query frame) must be < T = {T}, got max {int(t.max())}")
+        raise ValueError(f"{name}[..., 0] (query frame) must be < T = {T}, got max {float(t.max())}")
+    warn_fractional_frames(t, name)
+
+
+def warn_fractional_frames(t: Tensor, name: str) -> None:
+    """The official code truncates query frames to integers (``.long()``); so do we, but not silently."""
+    if bool((t != t.trunc()).any()):
+        warnings.warn(f"{name}: fractional query frames are truncated to integers (official behaviour)", UserWarning)
 
 
 def _gather_tracks(x: Tensor, index: Tensor, dim: int) -> Tensor:
@@ -353,7 +363,7 @@ class SlidingWindowTracker:
         its support grid, so a streaming caller that adds user points after the support grid passes group 0 for
         them and 1 for the grid, and the sort sees the same array as the offline run."""
         _check_queries(queries, self.B, None, "queries")
-        t = queries[..., 0].round().long().to(self.q_t.device)
+        t = queries[..., 0].long().to(self.q_t.device)  # truncation, as the official code
         if bool((t < self.next_start).any()):
             raise ValueError(
                 f"queries for frame {int(t.min())} arrived after the window starting at frame "

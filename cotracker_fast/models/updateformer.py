@@ -24,7 +24,8 @@ class Attention(nn.Module):
     def forward(self, x: Tensor, key_mask: Optional[Tensor] = None) -> Tensor:
         Bt, L, _ = x.shape
         qkv = self.qkv(x).view(Bt, L, 3, self.num_heads, self.head_dim)
-        return self.proj(ops.attention(qkv, key_mask, backend=self.backend))
+        # the model never masks every track of a row (see CoTracker.forward_window): no check, no device sync
+        return self.proj(ops.attention(qkv, key_mask, backend=self.backend, check_mask=False))
 
 
 class Mlp(nn.Module):

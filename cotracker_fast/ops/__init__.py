@@ -66,19 +66,27 @@ def corr_sample(
 
 
 def attention(
-    qkv: Tensor, key_mask: Optional[Tensor] = None, scale: Optional[float] = None, *, backend: BackendSpec = None
+    qkv: Tensor,
+    key_mask: Optional[Tensor] = None,
+    scale: Optional[float] = None,
+    *,
+    backend: BackendSpec = None,
+    check_mask: bool = True,
 ) -> Tensor:
     """Multi-head attention on a packed projection, no causal mask, no bias.
 
     Args:
         qkv: ``(batch, L, 3, heads, head_dim)``: the output of the ``qkv`` Linear viewed as q, k, v per head.
-        key_mask: optional bool ``(batch, L)``; False keys are ignored. Every batch row needs a valid key.
+        key_mask: optional bool ``(batch, L)``; False keys are ignored. Every batch row needs a valid key:
+            ``check_mask`` verifies it (one device sync); callers that guarantee it pass False.
         scale: softmax scale, default ``head_dim ** -0.5``.
         backend: see :mod:`cotracker_fast.ops.backend`.
 
     Returns:
         ``(batch, L, heads * head_dim)`` in the dtype of ``qkv``, ready for the output projection.
     """
+    if check_mask and key_mask is not None and not bool(key_mask.any(dim=1).all()):
+        raise ValueError("key_mask leaves a batch row with no valid key (its softmax would be undefined)")
     _, fn = resolve("attention", backend, qkv.device, qkv.dtype)
     return fn(qkv, key_mask, scale)
 
@@ -104,10 +112,14 @@ def bilinear_sample_border(img: Tensor, xy: Tensor) -> Tensor:
 
     Integer coordinates are pixel centres; positions outside the image take the border value (edge replicate),
     the convention the official model uses for query features and the position embedding.
-    Returns ``(B, N, C)``.
+    Returns ``(B, N, C)`` in float32 (float64 for float64 images), whatever the image dtype.
     """
     B, C, H, W = img.shape
-    x, y = xy[..., 0].to(img.dtype), xy[..., 1].to(img.dtype)
+    # positions, weights and the mix in (at least) float32: under autocast the feature maps are bf16/fp16, and
+    # positions in that precision would move a query by up to a quarter of a cell
+    dt = torch.promote_types(img.dtype, torch.float32)
+    img = img.to(dt)
+    x, y = xy[..., 0].to(dt), xy[..., 1].to(dt)
     x0, y0 = torch.floor(x), torch.floor(y)
     wx1, wy1 = x - x0, y - y0
     wx0, wy0 = 1 - wx1, 1 - wy1

@@ -14,6 +14,7 @@ functions, nobody re-implements them.
 """
 from __future__ import annotations
 
+import functools
 import math
 from typing import Optional, Sequence
 
@@ -51,6 +52,18 @@ def _neighbourhood_offsets(radius: int, device) -> Tensor:
     return torch.stack([dx, dy], dim=-1).reshape(-1, 2)
 
 
+def _no_autocast(fn):
+    """Run a reference in the precision it states (float32 accumulation), also inside an autocast region."""
+
+    @functools.wraps(fn)
+    def wrapper(fmaps, feats, coords, radius=3):
+        with torch.autocast(feats.device.type, enabled=False):
+            return fn(fmaps, feats, coords, radius)
+
+    return wrapper
+
+
+@_no_autocast
 def _corr_sample_dense(fmaps: Sequence[Tensor], feats: Tensor, coords: Tensor, radius: int = 3) -> Tensor:
     """Official-equivalent correlation sampling through a dense correlation volume. See :func:`corr_sample`."""
     _check_corr_inputs(fmaps, feats, coords, radius)
@@ -67,13 +80,16 @@ def _corr_sample_dense(fmaps: Sequence[Tensor], feats: Tensor, coords: Tensor, r
         vol = torch.matmul(feats32, _acc(fmap).reshape(B, S, C, H * W)) / math.sqrt(C)
         vol = vol.reshape(B * S * N, 1, H, W)
         pts = coords.to(feats32.dtype).reshape(B * S * N, 1, 2) / 2**lvl + delta  # (BSN, d*d, 2) pixels
-        scale = torch.tensor([2.0 / (W - 1), 2.0 / (H - 1)], device=pts.device, dtype=pts.dtype)
-        grid = (pts * scale - 1.0).reshape(B * S * N, 1, d * d, 2)
+        # the official normalisation, in its operation order: 2x / (W-1) - 1
+        gx = 2 * pts[..., 0] / (W - 1) - 1
+        gy = 2 * pts[..., 1] / (H - 1) - 1
+        grid = torch.stack([gx, gy], dim=-1).reshape(B * S * N, 1, d * d, 2)
         sampled = F.grid_sample(vol, grid, mode="bilinear", padding_mode="zeros", align_corners=True)
         out.append(sampled.reshape(B, S, N, d * d))
     return torch.cat(out, dim=-1)
 
 
+@_no_autocast
 def _corr_sample(fmaps: Sequence[Tensor], feats: Tensor, coords: Tensor, radius: int = 3) -> Tensor:
     """Local-form correlation sampling (same numbers as the dense volume, O(N) memory). See :func:`corr_sample`.
 
@@ -89,7 +105,7 @@ def _corr_sample(fmaps: Sequence[Tensor], feats: Tensor, coords: Tensor, radius:
     e = d + 1  # integer cells spanned by the bilinear footprint of d consecutive samples
     steps = torch.arange(-radius, radius + 2, device=feats.device)
     feats_col = _acc(feats).reshape(B * S * N, C, 1)
-    inv_sqrt_c = 1.0 / math.sqrt(C)
+    sqrt_c = math.sqrt(C)
     out = []
     for lvl, fmap in enumerate(fmaps):
         H, W = fmap.shape[-2:]
@@ -107,7 +123,7 @@ def _corr_sample(fmaps: Sequence[Tensor], feats: Tensor, coords: Tensor, radius:
             idx = ys[..., j : j + 1].clamp(0, H - 1) * W + cols  # (B, S, N, e_x) rows of `table`
             cells = table.index_select(0, idx.reshape(-1)).reshape(B * S * N, e, C)
             row_dots.append(torch.bmm(cells, feats_col).reshape(B, S, N, e))
-        dots = torch.stack(row_dots, dim=-2) * inside * inv_sqrt_c  # (B,S,N,e_y,e_x); zero outside the map
+        dots = torch.stack(row_dots, dim=-2) * inside / sqrt_c  # (B,S,N,e_y,e_x); zero outside the map
         rows = (1 - fy) * dots[..., :-1, :] + fy * dots[..., 1:, :]  # (B,S,N,d_y,e_x)
         vals = (1 - fx) * rows[..., :-1] + fx * rows[..., 1:]  # (B,S,N,d_y,d_x)
         out.append(vals.transpose(-1, -2).reshape(B, S, N, d * d))  # x-major
@@ -123,8 +139,6 @@ def _check_qkv(qkv: Tensor, key_mask: Optional[Tensor]) -> None:
                 f"key_mask must be a bool tensor of shape (batch, L) = {(qkv.shape[0], qkv.shape[1])}, "
                 f"got {key_mask.dtype} {tuple(key_mask.shape)}"
             )
-        if not bool(key_mask.any(dim=1).all()):
-            raise ValueError("key_mask leaves a batch row with no valid key (its softmax would be undefined)")
 
 
 def _attention_math(qkv: Tensor, key_mask: Optional[Tensor] = None, scale: Optional[float] = None) -> Tensor:
