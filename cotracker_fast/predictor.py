@@ -263,6 +263,7 @@ class CoTrackerPredictor(nn.Module):
         offsets = list(range(step * step))
         tracks, vis = [], []
         chunk = self.dense_batch_size
+        small = self._resize(video)  # once for all lattices
         for first in tqdm(range(0, len(offsets), chunk), desc="dense lattices", unit="batch", disable=None):
             group = offsets[first : first + chunk]
             q = torch.stack(
@@ -271,9 +272,11 @@ class CoTrackerPredictor(nn.Module):
                     for o in group
                 ]
             )  # (G, n, 3)
-            vids = video.repeat_interleave(len(group), dim=0)  # (B*G, T, 3, H, W): sample-major
+            vids = small if len(group) == 1 else small.repeat_interleave(len(group), dim=0)  # sample-major
             qs = q.repeat(B, 1, 1)
-            t, v = self._compute_sparse_tracks(vids, qs, None, 0, add_support_grid=False, backward_tracking=backward_tracking)
+            t, v = self._compute_sparse_tracks(
+                vids, qs, None, 0, add_support_grid=False, backward_tracking=backward_tracking, orig_hw=(H, W)
+            )
             n = base_x.shape[0]
             tracks.append(t.reshape(B, len(group), T, n, 2).permute(0, 2, 1, 3, 4).reshape(B, T, -1, 2))
             vis.append(v.reshape(B, len(group), T, n).permute(0, 2, 1, 3).reshape(B, T, -1))
@@ -288,10 +291,17 @@ class CoTrackerPredictor(nn.Module):
         add_support_grid: bool = False,
         grid_query_frame: int = 0,
         backward_tracking: bool = False,
+        orig_hw: Optional[Tuple[int, int]] = None,
     ):
-        B, T, _, H, W = video.shape
+        """Official sparse path. ``orig_hw`` given: ``video`` is already resized to ``interp_shape`` and
+        ``orig_hw`` is the (H, W) that queries and outputs refer to."""
+        B, T = video.shape[:2]
         ih, iw = self.interp_shape
-        video = self._resize(video)
+        if orig_hw is None:
+            H, W = video.shape[-2:]
+            video = self._resize(video)
+        else:
+            H, W = orig_hw
         if queries is not None:
             queries = queries.clone().float()
             queries[:, :, 1] *= iw / W

@@ -26,6 +26,11 @@ CASES = [
          T=11, H=60, W=80, mode="queries_backward"),
     dict(id="pred_grid_mask", kind="predictor", model="cotracker_stride_4_wind_8", tame=True, seed=5,
          T=11, H=60, W=80, mode="grid_mask"),
+    # backward tracking that really fills: points whose first window starts after frame 0
+    dict(id="pred_late_query_backward", kind="predictor", model="cotracker_stride_4_wind_8", tame=True, seed=6,
+         T=14, H=60, W=80, mode="late_backward"),
+    dict(id="pred_grid_frame9_backward", kind="predictor", model="cotracker_stride_4_wind_8", tame=True, seed=7,
+         T=14, H=60, W=80, mode="grid_frame_backward"),
 ]
 
 
@@ -39,6 +44,8 @@ def make_video(case):
 
 
 def make_queries(case):
+    if case["kind"] == "predictor" and case["mode"] == "late_backward":
+        return torch.tensor([[[10.0, 30, 20], [0.0, 5, 5], [6.0, 50, 40], [13.0, 70, 9]]])
     if case["kind"] == "predictor":
         return torch.tensor([[[0.0, 10, 12], [3.0, 40.5, 30.25], [7.0, 70, 50], [0.0, 79, 59]]])
     g = torch.Generator().manual_seed(case["seed"] + 100)
@@ -51,8 +58,10 @@ def make_queries(case):
 
 
 def predictor_kwargs(case):
-    if case["mode"] == "queries_backward":
+    if case["mode"] in ("queries_backward", "late_backward"):
         return dict(queries=make_queries(case), backward_tracking=True)
+    if case["mode"] == "grid_frame_backward":
+        return dict(grid_size=3, grid_query_frame=9, backward_tracking=True)
     mask = torch.zeros(1, 1, case["H"], case["W"])
     mask[..., 10:45, 20:70] = 1
     return dict(grid_size=5, segm_mask=mask, grid_query_frame=2)

@@ -73,5 +73,10 @@ def test_predictor_matches_official(case, tmp_path):
     sd, video = _inputs(case)
     path = tmp_path / f"{case['model']}.pth"  # the official file name selects the variant
     torch.save(sd, path)
-    tracks, vis = CoTrackerPredictor(str(path))(video, **gi.predictor_kwargs(case))
+    predictor = CoTrackerPredictor(str(path))
+    tracks, vis = predictor(video, **gi.predictor_kwargs(case))
     _check(case, tracks, vis)
+    if case["mode"] in ("late_backward", "grid_frame_backward"):
+        # the case only tests the backward fill if the forward pass alone leaves frames unpredicted
+        forward, _ = predictor(video, **dict(gi.predictor_kwargs(case), backward_tracking=False))
+        assert (forward == 0).all(-1).any() and not (tracks == 0).all(-1).any()
