@@ -13,7 +13,7 @@ Streaming::
 from .models.checkpoint import CheckpointError, load_checkpoint, read_state_dict, save_safetensors
 from .models.config import CoTrackerConfig
 from .models.cotracker import CoTracker
-from .models.registry import create_model, list_models
+from .models.registry import build_cotracker, create_model, list_models
 from .online import CoTrackerOnlinePredictor
 from .ops import BackendUnavailableError, attention, corr_sample
 from .predictor import CoTrackerPredictor
@@ -26,6 +26,7 @@ __all__ = [
     "CoTracker",
     "CoTrackerConfig",
     "create_model",
+    "build_cotracker",
     "list_models",
     "load_checkpoint",
     "read_state_dict",

@@ -105,6 +105,21 @@ def _ffmpeg_error_summary(err: BaseException) -> str:
     return lines[0] if lines else type(err).__name__
 
 
+def _decoded(frames: Iterator[Any], describe) -> Iterator[np.ndarray]:
+    """Yield decoded frames as arrays; a decoder error becomes a :class:`VideoReadError` whose message
+    ``describe(frame_index, error)`` names the file and the frame."""
+    index = 0
+    while True:
+        try:
+            frame = next(frames)
+        except StopIteration:
+            return
+        except Exception as err:
+            raise VideoReadError(describe(index, err)) from None
+        yield np.asarray(frame)
+        index += 1
+
+
 def _check_max_frames(max_frames: Optional[int]) -> Optional[int]:
     if max_frames is None:
         return None
@@ -237,19 +252,8 @@ class VideoReader:
             fps = meta.get("fps")
             if isinstance(fps, (int, float)) and math.isfinite(fps) and fps > 0:
                 self.fps = float(fps)
-            index = 0
-            it = reader.iter_data()
-            while True:
-                try:
-                    frame = next(it)
-                except StopIteration:
-                    return
-                except Exception as err:
-                    raise VideoReadError(
-                        f"{self._name}: failed to decode frame {index} ({_ffmpeg_error_summary(err)})"
-                    ) from None
-                yield np.asarray(frame)
-                index += 1
+            yield from _decoded(reader.iter_data(), lambda i, err: (
+                f"{self._name}: failed to decode frame {i} ({_ffmpeg_error_summary(err)})"))
         finally:
             reader.close()
 
@@ -271,19 +275,8 @@ class VideoReader:
                     self._num_frames_known = True
             except Exception:
                 pass  # metadata is optional; frames are what matter
-            index = 0
-            it = handle.iter()
-            while True:
-                try:
-                    frame = next(it)
-                except StopIteration:
-                    return
-                except Exception as err:
-                    raise VideoReadError(
-                        f"{self._name}: failed to decode GIF frame {index} ({type(err).__name__}: {err})"
-                    ) from None
-                yield np.asarray(frame)
-                index += 1
+            yield from _decoded(handle.iter(), lambda i, err: (
+                f"{self._name}: failed to decode GIF frame {i} ({type(err).__name__}: {err})"))
         finally:
             handle.close()
 

@@ -9,15 +9,6 @@ for _k in [k for k in os.environ if k.startswith("COTRACKER_FAST_BACKEND")]:
     del os.environ[_k]
 
 
-def pytest_collection_modifyitems(config, items):
-    if torch.cuda.is_available():
-        return
-    skip = pytest.mark.skip(reason="needs a CUDA GPU (none on this machine)")
-    for item in items:
-        if "gpu" in item.keywords:
-            item.add_marker(skip)
-
-
 @pytest.fixture(scope="session")
 def random_state_dict():
     """Random weights for the official architecture (deterministic), shared by predictor tests."""

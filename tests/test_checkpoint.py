@@ -62,6 +62,17 @@ def test_predictor_loads_checkpoints(tmp_path, sd):
     assert p.model.window_len == 12
 
 
+def test_build_cotracker_like_the_official_builder(tmp_path, sd):
+    from cotracker_fast import build_cotracker
+
+    path = tmp_path / "cotracker_stride_4_wind_12.pth"
+    torch.save(sd, path)
+    model = build_cotracker(str(path))
+    assert model.window_len == 12 and model.stride == 4
+    _same(model.state_dict(), sd)
+    assert build_cotracker(None).window_len == 8
+
+
 def test_wrong_keys_and_shapes_are_listed(tmp_path, sd):
     bad = dict(sd)
     bad.pop("norm.weight")

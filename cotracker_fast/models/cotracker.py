@@ -118,10 +118,13 @@ class CoTracker(nn.Module):
         """
         cfg = self.config
         B, S, N, _ = coords.shape
-        pyramid = ops.build_pyramid(fmaps, cfg.corr_levels)
+        # Channels-last storage (same logical shape): the correlation op's per-cell feature rows become views, not a
+        # transposed copy of every level at every iteration.
+        pyramid = [p.permute(0, 1, 3, 4, 2).contiguous().permute(0, 1, 4, 2, 3) for p in
+                   ops.build_pyramid(fmaps, cfg.corr_levels)]
         ffeats = feat_init[:, None].expand(B, S, N, cfg.latent_dim)
-        table = self.pos_table(fmaps.shape[-2], fmaps.shape[-1], coords)
-        pos = ops.bilinear_sample_border(table.expand(B, -1, -1, -1), coords[:, 0])  # (B, N, D)
+        table = self.pos_table(fmaps.shape[-2], fmaps.shape[-1], coords)  # (1, D, h, w), shared by the batch
+        pos = ops.bilinear_sample_border(table, coords[:, 0].reshape(1, B * N, 2)).reshape(B, N, -1)
         times = self.time_embed[:, :S, None, :]  # (1, S, 1, D)
         mask_vis = mask_vis_channels(track_mask, vis_init, counts)
         track_valid = None

@@ -54,3 +54,15 @@ def create_model(name: str = DEFAULT_MODEL, **kwargs):
     from .cotracker import CoTracker
 
     return CoTracker(get_config(name), **kwargs)
+
+
+def build_cotracker(checkpoint: Optional[str] = None, *, model_name: Optional[str] = None, **kwargs):
+    """Counterpart of the official ``build_cotracker(checkpoint)``: the variant comes from the checkpoint's file
+    name (stride 4 / window 8 when ``checkpoint`` is None, which gives random weights) and the weights are loaded
+    strictly and safely. Returns the model in train mode, as the official builder does."""
+    from .checkpoint import load_checkpoint
+
+    model = create_model(model_name or model_name_from_checkpoint(checkpoint), **kwargs)
+    if checkpoint is not None:
+        load_checkpoint(model, checkpoint)
+    return model
