@@ -186,6 +186,7 @@ UNTRAINED_MESSAGE = (
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The ``cotracker-fast`` argument parser (sub-command ``track``)."""
     p = argparse.ArgumentParser(prog="cotracker-fast", description="Fast, faithful CoTracker v1 point tracking.")
     sub = p.add_subparsers(dest="command", required=True)
     t = sub.add_parser("track", help="track points through a video file")
@@ -207,6 +208,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Entry point of ``cotracker-fast``; returns the exit status."""
     args = build_parser().parse_args(argv)
     if args.queries and args.grid_size:
         raise SystemExit("error: give either --queries or --grid-size, not both")

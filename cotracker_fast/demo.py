@@ -19,6 +19,7 @@ from .io import VideoWriter, save_tracks
 
 
 def main(argv=None) -> int:
+    """Entry point of ``make demo`` (``python -m cotracker_fast.demo``); returns the exit status."""
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--out-dir", default="demo_out")
     p.add_argument("--checkpoint", default=None, help="official cotracker_stride_4_wind_8.pth (or other variant)")

@@ -77,10 +77,12 @@ class CoTrackerOnlinePredictor(nn.Module):
 
     @property
     def device(self) -> torch.device:
+        """Device of the model's weights."""
         return next(self.model.parameters()).device
 
     @property
     def window_len(self) -> int:
+        """Frames per sliding window (S); tracks are emitted with a delay of at most S frames."""
         return self.model.window_len
 
     @property

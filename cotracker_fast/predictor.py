@@ -88,6 +88,7 @@ def check_video_values(video: Tensor, name: str = "video") -> None:
 
 
 def check_dtype(dtype: Optional[torch.dtype]) -> torch.dtype:
+    """The compute dtype a predictor accepts (None means float32); ValueError otherwise."""
     if dtype not in (None, torch.float32, torch.bfloat16, torch.float16):
         raise ValueError(f"dtype must be torch.float32, torch.bfloat16 or torch.float16, got {dtype}")
     return dtype or torch.float32
@@ -101,6 +102,7 @@ def autocast_context(device: torch.device, dtype: torch.dtype):
 
 
 def untrained_model_warning(model_name: str) -> None:
+    """Warn that ``model_name`` runs with random weights."""
     warnings.warn(
         f"no checkpoint given: {model_name} has RANDOM (untrained) weights and its tracks are meaningless",
         UserWarning,
@@ -163,6 +165,7 @@ class CoTrackerPredictor(nn.Module):
 
     @property
     def device(self) -> torch.device:
+        """Device of the model's weights."""
         return next(self.model.parameters()).device
 
     @torch.no_grad()

@@ -73,6 +73,7 @@ class CoTrackerConfig:
 
     @property
     def head_dim(self) -> int:
+        """Width of one attention head (48 officially)."""
         return self.hidden_size // self.num_heads
 
     @property

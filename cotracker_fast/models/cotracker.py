@@ -58,10 +58,12 @@ class CoTracker(nn.Module):
 
     @property
     def stride(self) -> int:
+        """Input pixels per feature-map cell."""
         return self.config.stride
 
     @property
     def window_len(self) -> int:
+        """Frames per sliding window (S)."""
         return self.config.window_len
 
     def set_backend(self, backend: ops.BackendSpec) -> None:
@@ -271,6 +273,7 @@ def _gather_tracks(x: Tensor, index: Tensor, dim: int) -> Tensor:
 
 
 def _scatter_tracks(x: Tensor, index: Tensor, values: Tensor, dim: int) -> None:
+    """In place: ``x`` along the track dimension ``dim`` at the ``(B, K)`` ``index`` takes ``values``."""
     shape = [1] * x.dim()
     shape[0], shape[dim] = index.shape
     idx = index.reshape(shape).expand_as(values)
@@ -330,6 +333,8 @@ class SlidingWindowTracker:
         model: the :class:`CoTracker` network.
         batch_size: B.
         iters: refinement iterations per window.
+        device: where the per-track state lives (the model's device).
+        keep_train_data: also keep every window's per-iteration outputs in :attr:`train_data` (for training).
     """
 
     def __init__(self, model: CoTracker, batch_size: int, iters: int, device, keep_train_data: bool = False):
@@ -356,6 +361,7 @@ class SlidingWindowTracker:
 
     @property
     def num_tracks(self) -> int:
+        """Points added so far (all samples have the same number)."""
         return self.q_t.shape[1]
 
     def add_queries(self, queries: Tensor, group: int = 0) -> None:

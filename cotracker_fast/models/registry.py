@@ -27,6 +27,7 @@ def list_models() -> List[str]:
 
 
 def get_config(name: str) -> CoTrackerConfig:
+    """The :class:`CoTrackerConfig` of a registered variant (ValueError listing the names otherwise)."""
     try:
         return MODEL_CONFIGS[name]
     except KeyError:

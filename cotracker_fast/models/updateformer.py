@@ -29,6 +29,8 @@ class Attention(nn.Module):
 
 
 class Mlp(nn.Module):
+    """``fc2(gelu_tanh(fc1(x)))``: the transformer MLP (keys ``mlp.fc1`` / ``mlp.fc2``)."""
+
     def __init__(self, dim: int, hidden: int):
         super().__init__()
         self.fc1 = nn.Linear(dim, hidden)
