@@ -4,6 +4,11 @@ import warnings
 import pytest
 import torch
 
+# Without a GPU, Triton kernels are tested in the Triton interpreter on CPU tensors (read when kernels are defined,
+# so it is set before any test imports them).
+if not torch.cuda.is_available():
+    os.environ.setdefault("TRITON_INTERPRET", "1")
+
 # Tests pick backends explicitly; a developer's environment must not change what they check.
 for _k in [k for k in os.environ if k.startswith("COTRACKER_FAST_BACKEND")]:
     del os.environ[_k]

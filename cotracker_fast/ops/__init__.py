@@ -33,6 +33,29 @@ __all__ = [
 
 register_backend("corr_sample", "reference", _torch_impl._corr_sample_dense)
 register_backend("corr_sample", "torch", _torch_impl._corr_sample, auto_priority=100)
+
+
+def _triton_check(device: torch.device, dtype: torch.dtype):
+    from ..kernels import has_triton, triton_can_run
+
+    if not has_triton():
+        return "the triton package is not installed"
+    if not triton_can_run(device.type):
+        return f"triton runs on CUDA tensors (or on CPU tensors with TRITON_INTERPRET=1), not on {device.type}"
+    if dtype not in (torch.float32, torch.float16, torch.bfloat16, torch.float64):
+        return f"unsupported dtype {dtype}"
+    return None
+
+
+def _corr_sample_triton(fmaps, feats, coords, radius=3):
+    from ..kernels.corr_sample import corr_sample_triton  # imported (and compiled) on first use only
+
+    return corr_sample_triton(fmaps, feats, coords, radius)
+
+
+# Explicit only for now: the kernel has been checked in the Triton interpreter, not yet measured on a GPU; it joins
+# the automatic choice once it has been.
+register_backend("corr_sample", "triton", _corr_sample_triton, check=_triton_check)
 register_backend("attention", "reference", _torch_impl._attention_math)
 register_backend("attention", "torch", _torch_impl._attention_sdpa, auto_priority=100)
 

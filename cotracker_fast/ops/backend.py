@@ -14,6 +14,7 @@ op             name                                            what
 =============  ==============================================  =========================================
 corr_sample    ``reference``                                   dense correlation volume (official maths)
 corr_sample    ``torch``                                       local gather + dot products, O(N) memory
+corr_sample    ``triton``                                      fused Triton kernel, explicit only (for now)
 attention      ``reference``                                   explicit softmax(q k^T) v
 attention      ``torch``                                       ``F.scaled_dot_product_attention``
 =============  ==============================================  =========================================
