@@ -46,9 +46,9 @@ def _cells_and_weights(coords_ptr, lvl_ptr, bs, n, n_mask, lvl, N, k, RADIUS: tl
     C = tl.load(lvl_ptr + lvl * 4 + 1)
     H = tl.load(lvl_ptr + lvl * 4 + 2)
     W = tl.load(lvl_ptr + lvl * 4 + 3)
-    scale = tl.exp2(-lvl.to(ACC))  # 1 / 2**lvl, exact
-    cx = tl.load(coords_ptr + (bs * N + n) * 2, mask=n_mask, other=0.0).to(ACC) * scale
-    cy = tl.load(coords_ptr + (bs * N + n) * 2 + 1, mask=n_mask, other=0.0).to(ACC) * scale
+    div = (1 << lvl).to(ACC)  # coords / 2**lvl: exact, the same value the references floor
+    cx = tl.load(coords_ptr + (bs * N + n) * 2, mask=n_mask, other=0.0).to(ACC) / div
+    cy = tl.load(coords_ptr + (bs * N + n) * 2 + 1, mask=n_mask, other=0.0).to(ACC) / div
     x0 = tl.floor(cx)
     y0 = tl.floor(cy)
     fx = cx - x0
