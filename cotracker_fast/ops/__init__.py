@@ -60,6 +60,23 @@ register_backend("attention", "reference", _torch_impl._attention_math)
 register_backend("attention", "torch", _torch_impl._attention_sdpa, auto_priority=100)
 
 
+def _cuda_check(device: torch.device, dtype: torch.dtype):
+    from .cuda_attention import check
+
+    return check(device, dtype)
+
+
+def _attention_cuda(qkv, key_mask=None, scale=None):
+    from .cuda_attention import attention_cuda  # the extension loads (or builds) on first use only
+
+    return attention_cuda(qkv, key_mask, scale)
+
+
+# Explicit only for now: the kernels compile and validate their inputs, but have not yet run on a GPU; they join the
+# automatic choice once measured (benchmarks/test_bench_attention_cuda.py).
+register_backend("attention", "cuda", _attention_cuda, check=_cuda_check)
+
+
 def corr_sample(
     fmaps: Sequence[Tensor], feats: Tensor, coords: Tensor, radius: int = 3, *, backend: BackendSpec = None
 ) -> Tensor:
