@@ -204,12 +204,52 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--max-frames", type=int, default=None, help="only the first N frames")
     t.add_argument("--out", default="tracks.npz", help="tracks file: .npz, .csv or .json (default tracks.npz)")
     t.add_argument("--viz", default=None, help="write an overlay video (.mp4 or .gif)")
+
+    e = sub.add_parser("evaluate", help="evaluate on a benchmark (TAP-Vid, BADJA, FastCapture, Kubric, synthetic)")
+    e.add_argument("--dataset", required=True, choices=["tapvid_davis_first", "tapvid_davis_strided",
+                                                         "tapvid_kinetics_first", "badja", "fastcapture", "kubric",
+                                                         "synthetic"])
+    e.add_argument("--root", default=None, help="dataset location (not needed for synthetic)")
+    e.add_argument("--checkpoint", help="official cotracker_stride_*_wind_*.pth or our .safetensors")
+    e.add_argument("--model-name", choices=list_models())
+    e.add_argument("--protocol", choices=["single", "multi"], default="single",
+                   help="single: the paper's single-target-point protocol (batched); multi: all queries at once")
+    e.add_argument("--iters", type=int, default=6)
+    e.add_argument("--batch-size", type=int, default=16, help="single-point problems per batch")
+    e.add_argument("--resolution", type=int, nargs=2, default=(384, 512), metavar=("H", "W"),
+                   help="model input resolution (official: 384 512)")
+    e.add_argument("--device", default=None)
+    e.add_argument("--max-videos", type=int, default=None)
+    e.add_argument("--max-frames", type=int, default=None, help="only the first N frames of each video")
+    e.add_argument("--out-dir", default="eval_out")
     return p
+
+
+def _evaluate(args) -> int:
+    from .evaluation.run import evaluate
+
+    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    if args.checkpoint is None:
+        print(UNTRAINED_MESSAGE, file=sys.stderr)
+    result = evaluate(
+        args.dataset, root=args.root, checkpoint=args.checkpoint, model_name=args.model_name,
+        single_point=args.protocol == "single", iters=args.iters, batch_size=args.batch_size,
+        resolution=tuple(args.resolution), device=device, max_videos=args.max_videos, max_frames=args.max_frames,
+        out_dir=args.out_dir,
+    )
+    if int(os.environ.get("RANK", "0")) == 0:
+        shown = ("average_jaccard", "average_pts_within_thresh", "occlusion_accuracy", "pck", "accuracy_3px")
+        avg = ", ".join(f"{k} {result['average'][k]:.4f}" for k in shown if k in result["average"])
+        print(f"{args.dataset}: {result['num_videos']} videos in {result['time_s']:.1f} s; {avg}")
+        print(f"results -> {args.out_dir}/result_eval_{args.dataset}.json, .md")
+    return 0
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Entry point of ``cotracker-fast``; returns the exit status."""
     args = build_parser().parse_args(argv)
+    if args.command == "evaluate":
+        return _evaluate(args)
     if args.queries and args.grid_size:
         raise SystemExit("error: give either --queries or --grid-size, not both")
     if args.segm_mask and args.queries:

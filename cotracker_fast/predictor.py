@@ -24,10 +24,14 @@ VISIBILITY_THRESHOLD = 0.9
 DENSE_GRID_SIZE = 30
 
 
-def get_points_on_a_grid(size: int, extent: Tuple[int, int], device=None) -> Tensor:
+def get_points_on_a_grid(
+    size: int, extent: Tuple[int, int], center: Optional[Tuple[float, float]] = None, device=None
+) -> Tensor:
     """``size x size`` points spread over an image of ``extent = (H, W)`` pixels, as ``(1, size*size, 2)`` (x, y).
 
     Row-major (y outer, x inner) with a margin of ``W // 64`` pixels on every side; ``size = 1`` gives the centre.
+    With ``center = (y, x)`` the grid indices are shifted by ``-size/2`` and the centre is added: the evaluation's
+    local grid, ``(6, (50, 50), (y, x))``, gives offsets -30..20 px in steps of 10 around the point.
     Computed in float32 with the official operation order (``margin + i / (size-1) * (H - 2 margin)``): the support
     grid's exact positions change the tracks of the points tracked with it.
     """
@@ -39,8 +43,12 @@ def get_points_on_a_grid(size: int, extent: Tuple[int, int], device=None) -> Ten
     margin = W // 64
     idx = torch.arange(size, dtype=torch.float32, device=device)
     gy, gx = torch.meshgrid(idx, idx, indexing="ij")
+    if center is not None:
+        gy, gx = gy - size / 2.0, gx - size / 2.0
     ys = margin + gy.reshape(1, -1) / float(size - 1) * (H - margin * 2)
     xs = margin + gx.reshape(1, -1) / float(size - 1) * (W - margin * 2)
+    if center is not None:
+        ys, xs = ys + float(center[0]), xs + float(center[1])
     return torch.stack([xs, ys], dim=-1)
 
 

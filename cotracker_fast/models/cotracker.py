@@ -394,23 +394,30 @@ class SlidingWindowTracker:
         canon = torch.argsort(self.group, stable=True)
         self.order = torch.stack([canon[torch.sort(self.q_t[b, canon])[1]] for b in range(self.B)])
 
-    def run_window(self, new_frames: Tensor, num_real: int) -> Optional[WindowOutput]:
+    def run_window(
+        self, new_frames: Optional[Tensor], num_real: int, new_fmaps: Optional[Tensor] = None
+    ) -> Optional[WindowOutput]:
         """Run the next window.
 
         Args:
             new_frames: ``(B, F, 3, H, W)`` RGB 0..255: all S frames for the first window, else the S/2 frames
                 ``[start + S/2, start + S)``; frames past the end of the video are the last frame repeated.
             num_real: frames of this window that exist in the video (``min(S, T - start)``).
+            new_fmaps: instead of ``new_frames``, their feature maps ``(B, F, C, h, w)`` (``CoTracker.encode`` of
+                those frames), e.g. computed once for a video and shared by many tracking problems.
 
         Returns:
             The window's predictions, or None when no point is active yet (the features are still cached).
         """
         start, S, step = self.next_start, self.S, self.step
         expected = S if self.fmap_cache is None else step
-        if new_frames.shape[1] != expected:
-            raise ValueError(f"window at frame {start} needs {expected} new frames, got {new_frames.shape[1]}")
+        given = new_fmaps if new_fmaps is not None else new_frames
+        if given is None or given.shape[1] != expected:
+            got = None if given is None else given.shape[1]
+            raise ValueError(f"window at frame {start} needs {expected} new frames, got {got}")
         model = self.model
-        new_fmaps = model.encode(new_frames)
+        if new_fmaps is None:
+            new_fmaps = model.encode(new_frames)
         fmaps = new_fmaps if self.fmap_cache is None else torch.cat([self.fmap_cache, new_fmaps], 1)
         self.fmap_cache = fmaps[:, step:]
         self.next_start = start + step
