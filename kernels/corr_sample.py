@@ -79,6 +79,16 @@ def _selection(k, o, RADIUS: tl.constexpr, DX: tl.constexpr, DY: tl.constexpr, T
 
 
 @triton.jit
+def _bilinear_combine(x, k, o, fx, fy, RADIUS: tl.constexpr, TRANSPOSED: tl.constexpr, ACC: tl.constexpr):
+    """Forward (``x`` = cell dot products ``[n, cells]`` -> outputs ``[n, outputs]``) or, transposed, backward
+    (output gradients -> cell gradients): the four neighbour selections weighted by each track's bilinear weights."""
+    return (((1 - fx) * (1 - fy))[:, None] * tl.dot(x, _selection(k, o, RADIUS, 0, 0, TRANSPOSED, ACC), input_precision="ieee")
+            + (fx * (1 - fy))[:, None] * tl.dot(x, _selection(k, o, RADIUS, 1, 0, TRANSPOSED, ACC), input_precision="ieee")
+            + ((1 - fx) * fy)[:, None] * tl.dot(x, _selection(k, o, RADIUS, 0, 1, TRANSPOSED, ACC), input_precision="ieee")
+            + (fx * fy)[:, None] * tl.dot(x, _selection(k, o, RADIUS, 1, 1, TRANSPOSED, ACC), input_precision="ieee"))
+
+
+@triton.jit
 def _corr_sample_fwd_kernel(
     fmap_ptr, lvl_ptr, feats_ptr, coords_ptr, out_ptr,
     N, C, L, sqrt_c,
@@ -104,11 +114,7 @@ def _corr_sample_fwd_kernel(
         dots += tl.sum(m * f[:, None, :], axis=2)
 
     o = tl.arange(0, BLOCK_O)
-    out = (((1 - fx) * (1 - fy))[:, None] * tl.dot(dots, _selection(k, o, RADIUS, 0, 0, False, ACC), input_precision="ieee")
-           + (fx * (1 - fy))[:, None] * tl.dot(dots, _selection(k, o, RADIUS, 1, 0, False, ACC), input_precision="ieee")
-           + ((1 - fx) * fy)[:, None] * tl.dot(dots, _selection(k, o, RADIUS, 0, 1, False, ACC), input_precision="ieee")
-           + (fx * fy)[:, None] * tl.dot(dots, _selection(k, o, RADIUS, 1, 1, False, ACC), input_precision="ieee"))
-    out = out / sqrt_c
+    out = _bilinear_combine(dots, k, o, fx, fy, RADIUS, False, ACC) / sqrt_c
     dst = out_ptr + (bs * N + n)[:, None] * (L * D * D) + lvl * (D * D) + o[None, :]
     tl.store(dst, out, mask=n_mask[:, None] & (o < D * D)[None, :])
 
@@ -132,11 +138,7 @@ def _corr_sample_bwd_kernel(
     g = tl.load(gout_ptr + (bs * N + n)[:, None] * (L * D * D) + lvl * (D * D) + o[None, :],
                 mask=n_mask[:, None] & (o < D * D)[None, :], other=0.0).to(ACC)
     # d loss / d dots[n, cell]: the forward combine, transposed
-    gd = (((1 - fx) * (1 - fy))[:, None] * tl.dot(g, _selection(k, o, RADIUS, 0, 0, True, ACC), input_precision="ieee")
-          + (fx * (1 - fy))[:, None] * tl.dot(g, _selection(k, o, RADIUS, 1, 0, True, ACC), input_precision="ieee")
-          + ((1 - fx) * fy)[:, None] * tl.dot(g, _selection(k, o, RADIUS, 0, 1, True, ACC), input_precision="ieee")
-          + (fx * fy)[:, None] * tl.dot(g, _selection(k, o, RADIUS, 1, 1, True, ACC), input_precision="ieee"))
-    gd = tl.where(inside, gd / sqrt_c, 0.0)
+    gd = tl.where(inside, _bilinear_combine(g, k, o, fx, fy, RADIUS, True, ACC) / sqrt_c, 0.0)
 
     for c0 in range(0, C, BLOCK_C):
         c = c0 + tl.arange(0, BLOCK_C)
