@@ -85,10 +85,10 @@ __global__ void group_attention_fwd_kernel(const T* __restrict__ qkv, const unsi
   __shared__ float ks[BN * D];
   __shared__ float vs[BN * D];
   __shared__ bool valid[BN];
-  const long long bh = blockIdx.y;
+  const long long bh = blockIdx.x;  // batch * heads on x (up to 2^31 - 1), row tiles on y (at most 1024)
   const long long b = bh / heads;
   const int h = (int)(bh % heads);
-  const int row = blockIdx.x * BM + threadIdx.x;
+  const int row = blockIdx.y * BM + threadIdx.x;
   const T* base = qkv + b * sb + h * sh;
   float q[D], acc[D];
   float m = -INFINITY, l = 0.f;
@@ -159,7 +159,7 @@ void launch_group(std::uintptr_t qkv, std::uintptr_t mask, std::uintptr_t out, s
                   std::int64_t heads, std::int64_t sb, std::int64_t sl, std::int64_t s3, std::int64_t sh,
                   std::int64_t mask_sb, float scale, cudaStream_t stream) {
   constexpr int BM = 64, BN = 32;
-  const dim3 grid((unsigned)((L + BM - 1) / BM), (unsigned)(batch * heads));
+  const dim3 grid((unsigned)(batch * heads), (unsigned)((L + BM - 1) / BM));
   group_attention_fwd_kernel<T, D, BM, BN><<<grid, BM, 0, stream>>>(
       reinterpret_cast<const T*>(qkv), reinterpret_cast<const unsigned char*>(mask), reinterpret_cast<T*>(out),
       (int)L, (int)heads, sb, sl, s3, sh, mask_sb, scale);
@@ -204,7 +204,6 @@ void group_attention_fwd_cuda(std::uintptr_t qkv, std::uintptr_t key_mask, std::
                               int dtype, std::uintptr_t stream) {
   check_common(batch, L, heads, head_dim, dtype, qkv, out);
   if (L > 65536) throw std::invalid_argument("group attention supports L <= 65536, got L = " + std::to_string(L));
-  if (batch * heads > 65535LL * 65535LL) throw std::invalid_argument("batch * heads is too large for the grid");
   dispatch<GroupLauncher>(dtype, head_dim, qkv, key_mask, out, batch, L, heads, sb, sl, s3, sh, mask_sb,
                           (float)scale, reinterpret_cast<cudaStream_t>(stream));
 }
