@@ -11,8 +11,6 @@ import os
 import sys
 import time
 
-import numpy as np
-
 from .cli import UNTRAINED_MESSAGE, track_video, write_overlay
 from .demo_clip import make_demo_clip, tracking_error
 from .io import VideoWriter, save_tracks

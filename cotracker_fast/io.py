@@ -39,6 +39,7 @@ __all__ = [
     "IMAGE_EXTENSIONS",
     "VIDEO_EXTENSIONS",
     "TRACK_EXTENSIONS",
+    "atomic_output",
 ]
 
 #: Still-image extensions read as single frames (and collected from directories), lower case.
@@ -412,8 +413,9 @@ def _temp_path_for(dest: str) -> str:
 
 
 @contextlib.contextmanager
-def _atomic_output(dest: str) -> Iterator[str]:
-    """Yield a temporary path next to ``dest``; on success move it over ``dest``, on error delete it."""
+def atomic_output(dest: str) -> Iterator[str]:
+    """Yield a temporary path next to ``dest``; on success move it over ``dest``, on error delete it (the one
+    atomic-write helper of the package: tracks, results and checkpoints use it)."""
     tmp = _temp_path_for(dest)
     try:
         yield tmp
@@ -811,7 +813,7 @@ def save_tracks(
     directory = os.path.dirname(os.path.abspath(p))
     if not os.path.isdir(directory):
         raise FileNotFoundError(f"output directory does not exist: {directory!r} (for {p!r})")
-    with _atomic_output(p) as tmp:
+    with atomic_output(p) as tmp:
         if ext == ".npz":
             arrays: Dict[str, np.ndarray] = {"tracks": tr, "visibility": vis}
             if q is not None:

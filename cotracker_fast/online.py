@@ -91,6 +91,11 @@ class CoTrackerOnlinePredictor(nn.Module):
         return self._received
 
     @property
+    def buffered_frames(self) -> int:
+        """Frames received but not yet consumed by a window (at most one window's worth between calls)."""
+        return sum(b.shape[1] for b in getattr(self, "_buffer", []))
+
+    @property
     def windows_run(self) -> int:
         """Sliding windows processed since :meth:`start`."""
         return 0 if self._state is None else self._state.next_start // self.model.config.window_step
@@ -208,7 +213,6 @@ class CoTrackerOnlinePredictor(nn.Module):
             frames.reshape(B * F_, 3, H, W), self.interp_shape, mode="bilinear", align_corners=False
         ).reshape(B, F_, 3, *self.interp_shape)
         self._buffer.append(resized)
-        self._buffered += F_
         self._received += F_
         self._last_frame = resized[:, -1:]
         S = self.model.window_len
@@ -238,7 +242,6 @@ class CoTrackerOnlinePredictor(nn.Module):
         self._received = 0
         self._emitted = 0
         self._buffer = []  # frames received but not yet fed to a window, resized, (B, F, 3, 384, 512)
-        self._buffered = 0
         self._last_frame: Optional[Tensor] = None
         self._queries = torch.zeros(B, 0, 3, device=self.device)  # user queries, model pixels
         self._tracks = torch.zeros(B, 0, 0, 2, device=self.device)  # pending outputs from frame self._emitted
@@ -277,7 +280,6 @@ class CoTrackerOnlinePredictor(nn.Module):
                 need = 0
         if need > 0:
             out.append(self._last_frame.expand(-1, need, -1, -1, -1))
-        self._buffered = sum(b.shape[1] for b in self._buffer)
         return torch.cat(out, 1)
 
     def _run_next(self, total: Optional[int]) -> None:

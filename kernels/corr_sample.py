@@ -38,6 +38,14 @@ BLOCK_C = 8  # channels per gather step
 
 
 @triton.jit
+def _program_tracks(N, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr):
+    """This program's frame (b*S + s), block of tracks (and its mask), pyramid level, and cell indices."""
+    bs = tl.program_id(0).to(tl.int64)
+    n = tl.program_id(1) * BLOCK_N + tl.arange(0, BLOCK_N)
+    return bs, n, tl.program_id(2), n < N, tl.arange(0, BLOCK_K)
+
+
+@triton.jit
 def _cells_and_weights(coords_ptr, lvl_ptr, bs, n, n_mask, lvl, N, k, RADIUS: tl.constexpr, ACC: tl.constexpr):
     """Per (track, cell): linear index of the cell's first channel in the packed buffer, whether it is inside the
     map; per track: the four bilinear weights."""
@@ -96,11 +104,7 @@ def _corr_sample_fwd_kernel(
     BLOCK_C: tl.constexpr, ACC: tl.constexpr,
 ):
     D: tl.constexpr = 2 * RADIUS + 1
-    bs = tl.program_id(0).to(tl.int64)
-    n = tl.program_id(1) * BLOCK_N + tl.arange(0, BLOCK_N)
-    lvl = tl.program_id(2)
-    n_mask = n < N
-    k = tl.arange(0, BLOCK_K)
+    bs, n, lvl, n_mask, k = _program_tracks(N, BLOCK_N, BLOCK_K)
     cell, inside, fx, fy = _cells_and_weights(coords_ptr, lvl_ptr, bs, n, n_mask, lvl, N, k, RADIUS, ACC)
 
     dots = tl.zeros((BLOCK_N, BLOCK_K), dtype=ACC)
@@ -127,11 +131,7 @@ def _corr_sample_bwd_kernel(
     BLOCK_C: tl.constexpr, ACC: tl.constexpr,
 ):
     D: tl.constexpr = 2 * RADIUS + 1
-    bs = tl.program_id(0).to(tl.int64)
-    n = tl.program_id(1) * BLOCK_N + tl.arange(0, BLOCK_N)
-    lvl = tl.program_id(2)
-    n_mask = n < N
-    k = tl.arange(0, BLOCK_K)
+    bs, n, lvl, n_mask, k = _program_tracks(N, BLOCK_N, BLOCK_K)
     o = tl.arange(0, BLOCK_O)
     cell, inside, fx, fy = _cells_and_weights(coords_ptr, lvl_ptr, bs, n, n_mask, lvl, N, k, RADIUS, ACC)
 

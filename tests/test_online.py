@@ -24,12 +24,12 @@ def _video(T=19, H=50, W=70, seed=0):
 
 def _run(on, video, chunk, **start):
     on.start(video.shape[-2:], **start)
-    tracks, vis, firsts = [], [], []
+    tracks, vis = [], []
     S = on.window_len
     for i in range(0, video.shape[1], chunk):
         t, v, first = on.step(video[:, i : i + chunk])
         assert first == sum(x.shape[1] for x in tracks)
-        assert on._buffered <= S  # never more than one window of frames held
+        assert on.buffered_frames <= S  # never more than one window of frames held between calls
         tracks.append(t)
         vis.append(v)
     t, v, first = on.finish()

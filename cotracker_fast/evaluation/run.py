@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import tempfile
 import time
 from typing import Dict, List, Optional, Tuple
 
@@ -19,6 +18,7 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
+from ..io import atomic_output
 from ..predictor import build_model
 from .datasets import EvalSample, open_dataset
 from .metrics import average_metrics, badja_pck, compute_tapvid_metrics, fastcapture_accuracy, tapvid_points_from_tracks
@@ -174,12 +174,6 @@ def markdown_table(result: Dict) -> str:
 
 
 def _atomic_write(path: str, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=os.path.dirname(os.path.abspath(path)))
-    try:
-        with os.fdopen(fd, "w") as f:
+    with atomic_output(path) as tmp:
+        with open(tmp, "w") as f:
             f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise

@@ -10,7 +10,6 @@ naming the file and listing what is missing, unexpected, or of the wrong shape.
 from __future__ import annotations
 
 import os
-import tempfile
 from typing import Dict, Mapping, Optional
 
 import torch
@@ -90,14 +89,7 @@ def save_safetensors(model_or_state: nn.Module | Mapping[str, Tensor], path: str
 
     sd = model_or_state.state_dict() if isinstance(model_or_state, nn.Module) else model_or_state
     sd = {k: v.detach().to("cpu").contiguous() for k, v in sd.items()}
-    path = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".safetensors", dir=folder)
-    os.close(fd)
-    try:
+    from ..io import atomic_output
+
+    with atomic_output(os.fspath(path)) as tmp:
         save_file(sd, tmp, metadata={str(k): str(v) for k, v in (metadata or {}).items()})
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise

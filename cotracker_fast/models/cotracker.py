@@ -424,7 +424,8 @@ class SlidingWindowTracker:
 
         active = self.q_t < start + S  # (B, N)
         counts = active.sum(1)
-        K = int(counts.max()) if self.num_tracks else 0
+        counts_host = counts.tolist()  # the window's one host-device sync
+        K = max(counts_host) if self.num_tracks else 0
         if K == 0:
             return None
         # In the official order the active tracks of each sample are a prefix; positions past its count are padding.
@@ -432,23 +433,23 @@ class SlidingWindowTracker:
         valid = torch.arange(K, device=index.device)[None] < counts[:, None]
         stride = model.stride
 
+        # Points new in this window start at their query (the masked updates leave other points untouched).
         new = valid & ~_gather_tracks(self.started, index, 1)
-        if bool(new.any()):
-            xy = _gather_tracks(self.q_xy, index, 1) / stride  # (B, K, 2) feature cells
-            rel_t = (_gather_tracks(self.q_t, index, 1) - start).clamp(0, S - 1)
-            B, _, C, h, w = fmaps.shape
-            per_frame = ops.bilinear_sample_border(
-                fmaps.reshape(B * S, C, h, w), xy[:, None].expand(B, S, K, 2).reshape(B * S, K, 2)
-            ).reshape(B, S, K, C)
-            feats = torch.gather(per_frame, 1, rel_t[:, None, :, None].expand(B, 1, K, C))[:, 0]
-            old_f = _gather_tracks(self.feat_init, index, 1)
-            _scatter_tracks(self.feat_init, index, torch.where(new[..., None], feats.to(old_f.dtype), old_f), 1)
-            old_c = _gather_tracks(self.coords, index, 2)
-            new_c = torch.where(new[:, None, :, None], xy[:, None].expand_as(old_c), old_c)
-            _scatter_tracks(self.coords, index, new_c, 2)
-            old_v = _gather_tracks(self.vis, index, 2)
-            _scatter_tracks(self.vis, index, torch.where(new[:, None], torch.full_like(old_v, VIS_INIT_LOGIT), old_v), 2)
-            _scatter_tracks(self.started, index, _gather_tracks(self.started, index, 1) | new, 1)
+        xy = _gather_tracks(self.q_xy, index, 1) / stride  # (B, K, 2) feature cells
+        rel_t = (_gather_tracks(self.q_t, index, 1) - start).clamp(0, S - 1)
+        B, _, C, h, w = fmaps.shape
+        per_frame = ops.bilinear_sample_border(
+            fmaps.reshape(B * S, C, h, w), xy[:, None].expand(B, S, K, 2).reshape(B * S, K, 2)
+        ).reshape(B, S, K, C)
+        feats = torch.gather(per_frame, 1, rel_t[:, None, :, None].expand(B, 1, K, C))[:, 0]
+        old_f = _gather_tracks(self.feat_init, index, 1)
+        _scatter_tracks(self.feat_init, index, torch.where(new[..., None], feats.to(old_f.dtype), old_f), 1)
+        old_c = _gather_tracks(self.coords, index, 2)
+        new_c = torch.where(new[:, None, :, None], xy[:, None].expand_as(old_c), old_c)
+        _scatter_tracks(self.coords, index, new_c, 2)
+        old_v = _gather_tracks(self.vis, index, 2)
+        _scatter_tracks(self.vis, index, torch.where(new[:, None], torch.full_like(old_v, VIS_INIT_LOGIT), old_v), 2)
+        _scatter_tracks(self.started, index, _gather_tracks(self.started, index, 1) | new, 1)
 
         frames_abs = start + torch.arange(S, device=index.device)[None, :, None]  # (1, S, 1)
         track_mask = (
@@ -463,7 +464,7 @@ class SlidingWindowTracker:
             _gather_tracks(self.vis, index, 2),
             track_mask,
             self.iters,
-            counts=None if bool(valid.all()) else counts,
+            counts=None if min(counts_host) == K else counts,
         )
         last = preds[-1]
         # Carry into the next window: its first half is this window's second half; its second half repeats the

@@ -96,8 +96,9 @@ def _corr_sample(fmaps: Sequence[Tensor], feats: Tensor, coords: Tensor, radius:
     The (2r+2)^2 integer cells around each point are visited one row at a time: gather the row's feature vectors
     from the flattened map, dot them with the track feature (a batched matmul), and finally combine neighbouring
     dot products with the shared bilinear weights. Transient memory is one row, ``B*S*N*(2r+2)*C`` values (33 MB
-    at N = 1024, S = 8, C = 128, against 535 MB for the dense volume at 384x512 / stride 4), at the dense volume's
-    CPU speed (benchmarks/test_bench_ops.py).
+    at N = 1024, S = 8, C = 128, against 535 MB for the dense volume at 384x512 / stride 4). Measured on a 2-core CPU
+    (benchmarks/results/cpu-2core-2026-11-25.json): faster than the dense volume on the official 96x128 maps
+    (74 vs 92 ms, N = 256), 3x slower on small 48x64 maps where the dense volume is tiny.
     """
     _check_corr_inputs(fmaps, feats, coords, radius)
     B, S, N, C = feats.shape
