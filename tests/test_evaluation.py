@@ -28,16 +28,32 @@ def _video(T=14, seed=0):
     return (torch.nn.functional.interpolate(small, (64, 96), mode="bilinear", align_corners=False) * 255)[None]
 
 
-def test_batched_single_point_equals_one_by_one(model):
+@pytest.mark.parametrize("batch_size", [4, 16])
+def test_batched_single_point_equals_one_by_one(model, batch_size):
     """The paper's protocol run one point at a time (the official loop, frames re-encoded per point) and batched
-    over shared features give the same tracks (measured: bit-identical on CPU; bound for batched-matmul order)."""
+    over shared features, with problems of different query frames (crop lengths) in one batch, give the same
+    tracks (measured: bit-identical on CPU; the bound allows for batched-matmul order on other machines).
+    Query frames 10 and 12 leave crops of <= S/2 frames, on which the official loop runs no window (all 0)."""
     video = _video()
-    q = torch.tensor([[0.0, 10, 12], [0.0, 40, 30], [3.0, 20, 50], [9.0, 70, 20], [3.0, 5, 5], [0.0, 90, 60]])
-    a = protocols.single_point_tracks(model, video, q, iters=2, batch_size=2)
+    q = torch.tensor(
+        [[0.0, 10, 12], [0.0, 40, 30], [3.0, 20, 50], [9.0, 70, 20], [3.0, 5, 5], [0.0, 90, 60], [10.0, 30, 30],
+         [12.0, 40, 40], [5.0, 60, 20]]
+    )
+    a = protocols.single_point_tracks(model, video, q, iters=2, batch_size=batch_size)
     b = protocols.single_point_tracks_one_by_one(model, video, q, iters=2)
     torch.testing.assert_close(a[0], b[0], atol=1e-4, rtol=0)
     torch.testing.assert_close(a[1], b[1], atol=1e-5, rtol=0)
     assert torch.all(a[0][:9, 3] == 0) and torch.all(a[0][9:, 3] != 0)  # nothing before the query frame
+    assert torch.all(a[0][5:, 8] != 0) and torch.all(a[0][:, 6:8] == 0)
+
+
+def test_track_from_features_rejects_bad_starts(model):
+    fmaps = torch.zeros(1, 10, 128, 16, 24)
+    q = torch.zeros(2, 3, 3)
+    with pytest.raises(ValueError, match="starts"):
+        protocols.track_from_features(model, fmaps, q, 1, starts=torch.tensor([0, 10]))
+    with pytest.raises(ValueError, match="fmaps must have batch"):
+        protocols.track_from_features(model, torch.zeros(3, 10, 128, 16, 24), q, 1)
 
 
 def test_local_grid_is_official(model):

@@ -8,8 +8,8 @@
 
 The official code runs the model once per ground-truth point and re-encodes the frames every time. Here a video's
 CNN features are computed once (the encoder works frame by frame, so a cropped video's features are a slice of them)
-and the single-point problems that share a query frame run as one batch (batches give the same tracks as single runs,
-see the model's batch support). ``single_point_tracks_one_by_one`` keeps the official loop as the reference that the
+and the single-point problems run as batches, whatever their query frames: each sample of a batch follows its own
+crop's window schedule (:func:`track_from_features`), and batches give the same tracks as single runs. ``single_point_tracks_one_by_one`` keeps the official loop as the reference that the
 tests compare against.
 
 Inputs and outputs are at the model's working resolution (384x512 officially; :func:`evaluate_sample` does the
@@ -23,7 +23,7 @@ from typing import Optional, Tuple
 import torch
 from torch import Tensor
 
-from ..models.cotracker import CoTracker, SlidingWindowTracker, _pad_frames
+from ..models.cotracker import CoTracker, SlidingWindowTracker
 from ..predictor import get_points_on_a_grid
 
 GRID_SIZE = 6
@@ -38,23 +38,51 @@ def encode_video(model: CoTracker, video: Tensor, chunk: int = 8) -> Tensor:
 
 
 @torch.no_grad()
-def track_from_features(model: CoTracker, fmaps: Tensor, queries: Tensor, iters: int) -> Tuple[Tensor, Tensor]:
-    """``CoTracker.forward`` on precomputed features: ``fmaps`` ``(1 or B, T, C, h, w)``, ``queries`` ``(B, n, 3)``
-    (t, x, y) in working-resolution pixels. Returns tracks ``(B, T, n, 2)`` and visibility probabilities
-    ``(B, T, n)``, as the model (frames before a point's first window: (0, 0) and 0.5)."""
+def track_from_features(
+    model: CoTracker, fmaps: Tensor, queries: Tensor, iters: int, starts: Optional[Tensor] = None
+) -> Tuple[Tensor, Tensor]:
+    """``CoTracker.forward`` on precomputed features, each sample on its own crop of the video.
+
+    Args:
+        fmaps: ``(1 or B, T, C, h, w)`` features of the whole video (:func:`encode_video`).
+        queries: ``(B, n, 3)`` rows (t, x, y), working-resolution pixels, ``t`` relative to the sample's crop.
+        starts: ``(B,)`` first frame of each sample's crop (default 0): sample ``b`` is tracked on frames
+            ``starts[b] .. T-1`` exactly as ``CoTracker.forward`` would track that cropped video alone.
+
+    Returns:
+        tracks ``(B, L, n, 2)`` and visibility probabilities ``(B, L, n)`` in crop frames, ``L = T - min(starts)``;
+        sample ``b``'s entries past its crop length ``T - starts[b]`` are 0, and so are frames before a point's
+        first window (as the model).
+
+    Samples of different crop lengths share one batch: window ``k`` of sample ``b`` reads crop frames
+    ``[k S/2, k S/2 + S)``, i.e. video frames ``starts[b] + ...`` with frames past the end replaced by the last
+    frame (the model's padding); a sample whose own schedule has ended keeps running with the batch, and those
+    extra windows are not written.
+    """
     B, n = queries.shape[:2]
     T = fmaps.shape[1]
+    if fmaps.shape[0] not in (1, B):
+        raise ValueError(f"fmaps must have batch 1 or {B} (queries' batch), got {fmaps.shape[0]}")
+    starts_h = torch.zeros(B, dtype=torch.long) if starts is None else starts.detach().to("cpu", torch.long)
+    if starts_h.shape != (B,) or bool((starts_h < 0).any()) or bool((starts_h >= T).any()):
+        raise ValueError(f"starts must be a ({B},) tensor of frames in [0, {T - 1}], got {starts_h.tolist()}")
+    lengths = T - starts_h  # (B,) crop lengths, on the host
     S, step = model.window_len, model.config.window_step
+    dev = fmaps.device
+    rows = torch.arange(B, device=dev)[:, None] if fmaps.shape[0] == B else torch.zeros(B, 1, dtype=torch.long, device=dev)
+    first = starts_h.to(dev)[:, None]
     state = SlidingWindowTracker(model, B, iters, queries.device)
     state.add_queries(queries)
-    traj = queries.new_zeros(B, T, n, 2)
-    vis = queries.new_zeros(B, T, n)
+    L = int(lengths.max())
+    traj = queries.new_zeros(B, L, n, 2)
+    vis = queries.new_zeros(B, L, n)
     ind = 0
-    while ind < T - step:
+    while ind < L - step:
         lo = ind if ind == 0 else ind + step
-        new = _pad_frames(fmaps[:, lo : ind + S], (ind + S) - lo)
-        out = state.run_window(None, min(S, T - ind), new_fmaps=new.expand(B, *new.shape[1:]))
+        frames = (first + torch.arange(lo, ind + S, device=dev)[None]).clamp(max=T - 1)  # (B, F) video frames
+        out = state.run_window(None, (lengths - ind).clamp(1, S), new_fmaps=fmaps[rows, frames])
         if out is not None:
+            out.valid &= (ind < lengths - step).to(out.valid.device)[:, None]  # the sample's own loop ran it
             out.write_into(traj, vis)
         ind += step
     return traj, torch.sigmoid(vis)
@@ -94,7 +122,7 @@ def single_point_tracks(
     Args:
         video: ``(1, T, 3, H, W)`` RGB 0..255 at the working resolution.
         queries: ``(N, 3)`` rows (t, x, y) in working-resolution pixels.
-        batch_size: single-point problems per batch (problems sharing a query frame are batched together).
+        batch_size: single-point problems per batch (any query frames: each problem runs on its own crop).
         fmaps: the video's features if already computed (:func:`encode_video`).
 
     Returns:
@@ -106,13 +134,13 @@ def single_point_tracks(
     tracks = video.new_zeros(T, N, 2)
     vis = video.new_zeros(T, N)
     t_all = queries[:, 0].long()
-    for t in sorted(set(t_all.tolist())):
-        idx = (t_all == t).nonzero()[:, 0]
-        for chunk in idx.split(batch_size):
-            q = _single_point_queries(queries[chunk, 1:], hw, grid_size, local_grid_size)
-            tr, vi = track_from_features(model, fmaps[:, t:], q, iters)
-            tracks[t:, chunk] = tr[:, :, 0].transpose(0, 1)
-            vis[t:, chunk] = vi[:, :, 0].transpose(0, 1)
+    # Problems sorted by query frame, so a batch holds crops of similar length (few wasted windows).
+    for chunk in torch.argsort(t_all, stable=True).split(batch_size):
+        q = _single_point_queries(queries[chunk, 1:], hw, grid_size, local_grid_size)
+        tr, vi = track_from_features(model, fmaps, q, iters, starts=t_all[chunk])
+        for b, (i, t) in enumerate(zip(chunk.tolist(), t_all[chunk].tolist())):
+            tracks[t:, i] = tr[b, : T - t, 0]
+            vis[t:, i] = vi[b, : T - t, 0]
     return tracks, vis
 
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass, field
-from typing import List, Optional
+from typing import List, Optional, Union
 
 import torch
 import torch.nn as nn
@@ -395,14 +395,16 @@ class SlidingWindowTracker:
         self.order = torch.stack([canon[torch.sort(self.q_t[b, canon])[1]] for b in range(self.B)])
 
     def run_window(
-        self, new_frames: Optional[Tensor], num_real: int, new_fmaps: Optional[Tensor] = None
+        self, new_frames: Optional[Tensor], num_real: Union[int, Tensor], new_fmaps: Optional[Tensor] = None
     ) -> Optional[WindowOutput]:
         """Run the next window.
 
         Args:
             new_frames: ``(B, F, 3, H, W)`` RGB 0..255: all S frames for the first window, else the S/2 frames
                 ``[start + S/2, start + S)``; frames past the end of the video are the last frame repeated.
-            num_real: frames of this window that exist in the video (``min(S, T - start)``).
+            num_real: frames of this window that exist in the video (``min(S, T - start)``); or one count per
+                sample, a CPU ``(B,)`` integer tensor, when the samples are videos of different lengths (the
+                returned window then spans the largest count; entries past a sample's own count are padding).
             new_fmaps: instead of ``new_frames``, their feature maps ``(B, F, C, h, w)`` (``CoTracker.encode`` of
                 those frames), e.g. computed once for a video and shared by many tracking problems.
 
@@ -452,10 +454,18 @@ class SlidingWindowTracker:
         _scatter_tracks(self.started, index, _gather_tracks(self.started, index, 1) | new, 1)
 
         frames_abs = start + torch.arange(S, device=index.device)[None, :, None]  # (1, S, 1)
+        if isinstance(num_real, Tensor):
+            if num_real.shape != (self.B,):
+                raise ValueError(f"num_real must be an int or a ({self.B},) tensor, got shape {tuple(num_real.shape)}")
+            n = int(num_real.max())
+            real_end = start + num_real.to(index.device)[:, None, None]
+        else:
+            n = num_real
+            real_end = start + num_real
         track_mask = (
             (frames_abs >= _gather_tracks(self.q_t, index, 1)[:, None])
             & (frames_abs >= _gather_tracks(self.cleared_until, index, 1)[:, None])
-            & (frames_abs < start + num_real)
+            & (frames_abs < real_end)
         )
         preds, vis_logits = model.forward_window(
             fmaps,
@@ -477,7 +487,6 @@ class SlidingWindowTracker:
         cleared = torch.where(valid, torch.full_like(index, start + S), _gather_tracks(self.cleared_until, index, 1))
         _scatter_tracks(self.cleared_until, index, cleared, 1)
 
-        n = num_real
         if self.train_data is not None:
             td = self.train_data
             td.window_starts.append(start)
