@@ -272,6 +272,14 @@ def _gather_tracks(x: Tensor, index: Tensor, dim: int) -> Tensor:
     return torch.gather(x, dim, idx)
 
 
+def _scattered(x: Tensor, index: Tensor, values: Tensor, dim: int) -> Tensor:
+    """Out of place: a copy of ``x`` whose tracks ``index`` ``(B, K)`` along ``dim`` take ``values``. Used for the
+    tracker state that carries gradients across windows in training (an in-place write would invalidate them)."""
+    shape = [1] * x.dim()
+    shape[0], shape[dim] = index.shape
+    return x.scatter(dim, index.reshape(shape).expand_as(values), values)
+
+
 def _scatter_tracks(x: Tensor, index: Tensor, values: Tensor, dim: int) -> None:
     """In place: ``x`` along the track dimension ``dim`` at the ``(B, K)`` ``index`` takes ``values``."""
     shape = [1] * x.dim()
@@ -445,12 +453,12 @@ class SlidingWindowTracker:
         ).reshape(B, S, K, C)
         feats = torch.gather(per_frame, 1, rel_t[:, None, :, None].expand(B, 1, K, C))[:, 0]
         old_f = _gather_tracks(self.feat_init, index, 1)
-        _scatter_tracks(self.feat_init, index, torch.where(new[..., None], feats.to(old_f.dtype), old_f), 1)
+        self.feat_init = _scattered(self.feat_init, index, torch.where(new[..., None], feats.to(old_f.dtype), old_f), 1)
         old_c = _gather_tracks(self.coords, index, 2)
         new_c = torch.where(new[:, None, :, None], xy[:, None].expand_as(old_c), old_c)
-        _scatter_tracks(self.coords, index, new_c, 2)
+        self.coords = _scattered(self.coords, index, new_c, 2)
         old_v = _gather_tracks(self.vis, index, 2)
-        _scatter_tracks(self.vis, index, torch.where(new[:, None], torch.full_like(old_v, VIS_INIT_LOGIT), old_v), 2)
+        self.vis = _scattered(self.vis, index, torch.where(new[:, None], torch.full_like(old_v, VIS_INIT_LOGIT), old_v), 2)
         _scatter_tracks(self.started, index, _gather_tracks(self.started, index, 1) | new, 1)
 
         frames_abs = start + torch.arange(S, device=index.device)[None, :, None]  # (1, S, 1)
@@ -482,8 +490,8 @@ class SlidingWindowTracker:
         carry_c = torch.cat([last[:, step:], last[:, -1:].expand(-1, S - step, -1, -1)], 1) / stride
         carry_v = torch.cat([vis_logits[:, step:], vis_logits[:, -1:].expand(-1, S - step, -1)], 1)
         keep = valid[:, None]
-        _scatter_tracks(self.coords, index, torch.where(keep[..., None], carry_c, _gather_tracks(self.coords, index, 2)), 2)
-        _scatter_tracks(self.vis, index, torch.where(keep, carry_v, _gather_tracks(self.vis, index, 2)), 2)
+        self.coords = _scattered(self.coords, index, torch.where(keep[..., None], carry_c, _gather_tracks(self.coords, index, 2)), 2)
+        self.vis = _scattered(self.vis, index, torch.where(keep, carry_v, _gather_tracks(self.vis, index, 2)), 2)
         cleared = torch.where(valid, torch.full_like(index, start + S), _gather_tracks(self.cleared_until, index, 1))
         _scatter_tracks(self.cleared_until, index, cleared, 1)
 
