@@ -357,19 +357,27 @@ def test_fastcapture_errors(tmp_path):
 
 
 def test_synthetic():
-    from cotracker_fast.demo_clip import make_demo_clip
+    """The evaluation set is the generator's held-out clips, in the readers' layout."""
+    import dataclasses
+
+    from cotracker_fast.data.synthetic import EVAL_CONFIG, synthetic_eval_clips
 
     samples = list(read_synthetic(2, num_frames=6, size_hw=(48, 64), seed=5))
     assert [s.name for s in samples] == ["synthetic_000", "synthetic_001"]
-    clip = make_demo_clip(6, (48, 64), seed=6)
+    clip = list(synthetic_eval_clips(2, 5, dataclasses.replace(EVAL_CONFIG, num_frames=6, size_hw=(48, 64))))[1]
     s = samples[1]
     _check_types(s)
-    np.testing.assert_array_equal(s.video, clip.frames)
-    np.testing.assert_array_equal(s.tracks, clip.gt_tracks)
-    np.testing.assert_array_equal(s.visible, clip.gt_visible)
-    assert s.query_frames.tolist() == clip.queries[:, 0].astype(int).tolist()
-    np.testing.assert_allclose(s.queries, clip.queries, atol=1e-4)
+    assert s.video.shape == (6, 48, 64, 3)
+    np.testing.assert_allclose(s.video, clip.video.permute(0, 2, 3, 1).numpy(), atol=0.5)  # uint8 rounding
+    np.testing.assert_array_equal(s.tracks, clip.tracks.numpy())
+    np.testing.assert_array_equal(s.visible, clip.visible.numpy())
+    assert s.query_frames.tolist() == clip.queries[:, 0].long().tolist()
+    # query first: the query frame is each track's first visible frame
+    assert s.query_frames.tolist() == np.argmax(s.visible, axis=0).tolist()
+    np.testing.assert_allclose(s.queries, clip.queries.numpy(), atol=1e-4)
     assert len(list(open_dataset("synthetic", "ignored", num_videos=1, num_frames=4, size_hw=(32, 32)))) == 1
+    with pytest.raises(ValueError, match="num_videos"):
+        read_synthetic(-1)
 
 
 def test_open_dataset_names_and_errors(tmp_path):

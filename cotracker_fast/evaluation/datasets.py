@@ -611,33 +611,29 @@ def read_fastcapture(
 def read_synthetic(
     num_videos: int = 3, *, num_frames: int = 24, size_hw: Tuple[int, int] = (256, 256), seed: int = 0
 ) -> Iterator[EvalSample]:
-    """An evaluation set with exact ground truth: ``num_videos`` clips of
-    :func:`cotracker_fast.demo_clip.make_demo_clip` (the shipped photograph moved by a known smooth
-    similarity motion), clip ``i`` with seed ``seed + i``, named ``f"synthetic_{i:03d}"``.
+    """An evaluation set with exact ground truth from the project's procedural generator
+    (:func:`cotracker_fast.data.synthetic.synthetic_eval_clips`: textured layers moving with occlusions, seeds
+    disjoint from the training clips'), clip ``i`` named ``f"synthetic_{i:03d}"``; 64 tracks per clip queried at
+    their first visible frame ("query first").
 
-    Columns are the clip's queries (``query_frames`` = their ``t``); ``tracks`` / ``visible`` its
-    ``gt_tracks`` / ``gt_visible`` (visible = inside the frame). ``extra`` holds ``"queries"`` ``(N, 3)``
-    and ``"description"``.
+    Columns are the clip's tracks (``query_frames`` = their first visible frame); ``visible`` is False where a
+    nearer layer covers the point or it is outside the frame. ``extra`` holds ``"queries"`` ``(N, 3)`` and
+    ``"description"``.
     """
+    import dataclasses
+
+    from cotracker_fast.data.synthetic import EVAL_CONFIG, synthetic_eval_samples
+
     if isinstance(num_videos, bool) or not isinstance(num_videos, (int, np.integer)) or num_videos < 0:
         raise ValueError(f"num_videos must be a non-negative integer, got {num_videos!r}")
+    cfg = dataclasses.replace(EVAL_CONFIG, num_frames=int(num_frames), size_hw=tuple(int(v) for v in size_hw))
+    samples = synthetic_eval_samples(int(num_videos), seed, cfg)  # validates the arguments now
 
     def gen() -> Iterator[EvalSample]:
-        from cotracker_fast.demo_clip import make_demo_clip
-
-        for i in range(int(num_videos)):
-            clip = make_demo_clip(num_frames, tuple(size_hw), seed=seed + i)
-            n = clip.queries.shape[0]
-            p_idx = np.arange(n, dtype=np.int64)
-            yield _make_sample(
-                f"synthetic_{i:03d}",
-                clip.frames,
-                clip.gt_tracks,
-                clip.gt_visible,
-                p_idx,
-                np.rint(clip.queries[:, 0]).astype(np.int64),
-                {"queries": clip.queries.copy(), "description": clip.description},
-            )
+        for s in samples:
+            n = s["tracks"].shape[1]
+            yield _make_sample(s["name"], s["video"], s["tracks"], s["visible"], np.arange(n, dtype=np.int64),
+                               s["query_frames"], {"queries": s["queries"], "description": s["description"]})
 
     return gen()
 
