@@ -24,11 +24,23 @@ $(STAMP): pyproject.toml setup.py $(wildcard csrc/*)
 demo: $(STAMP)
 	$(PY) -m cotracker_fast.demo --out-dir $(DEMO_OUT) $(if $(CHECKPOINT),--checkpoint $(CHECKPOINT),)
 
+# The unit tests first, then the small CPU run of the speed-comparison suite (a smoke test of the whole harness,
+# 2.3 to 3.5 minutes measured on the shared 2-core box; its JSON goes to a temporary file, nothing is written to the
+# repository).
 test: $(STAMP)
 	$(PY) -m pytest -q tests
+	$(PY) -m pytest -q benchmarks -m speed_cpu -p no:cacheprovider \
+		--benchmark-json=$${TMPDIR:-/tmp}/cotracker_fast-speed-cpu.json
+
+# All benchmark suites. With CUDA: the GPU cases (the speed suite at full size, T=48 at 384x512, N up to 4096) and
+# the older CPU cases, not the small CPU speed run; without CUDA: everything but the GPU cases. The speed suite
+# saves benchmarks/results/speed-<device>-<date>.json, then docs/PERFORMANCE.md and its plot are regenerated.
+BENCH_SELECT = $(shell $(PY) -c "import torch; print('not speed_cpu' if torch.cuda.is_available() else 'not gpu')" 2>/dev/null || echo "not gpu")
 
 bench: $(STAMP)
-	$(PY) -m pytest -q benchmarks --benchmark-only --benchmark-json=benchmarks/results/latest.json -p no:cacheprovider
+	COTRACKER_BENCH_SAVE=1 $(PY) -m pytest -q benchmarks -m "$(BENCH_SELECT)" --benchmark-only \
+		--benchmark-json=benchmarks/results/latest.json -p no:cacheprovider
+	$(PY) -m benchmarks.make_performance_doc
 
 clean:
 	rm -rf $(VENV) $(DEMO_OUT) build *.egg-info

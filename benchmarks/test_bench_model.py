@@ -11,7 +11,7 @@ from cotracker_fast.predictor import CoTrackerPredictor
 def _predictor(backend, device):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return CoTrackerPredictor(None, backend=backend, device=device)  # speed does not depend on the weights
+        return CoTrackerPredictor(None, model_name="cotracker_stride_4_wind_8", backend=backend, device=device)  # random weights: speed does not depend on them
 
 
 def _inputs(T, N, device):
