@@ -1,0 +1,400 @@
+"""Unrolled sliding-window training of CoTracker on one device or many (``torchrun``).
+
+The recipe is the official one (spec §5): the model runs every window of a clip with ``train_iters`` refinement
+iterations; the losses of :mod:`cotracker_fast.training.losses` are summed over windows; AdamW, a linear one-cycle
+schedule over ``num_steps + 100`` steps with 5% warm-up, gradient clipping at norm 10. On a GPU the forward runs
+under bf16 autocast (``amp="auto"``); ``compile=True`` compiles the UpdateFormer with ``torch.compile``.
+
+Data are deterministic per step: the items of step ``s`` on rank ``r`` of ``W`` are dataset indices
+``(s W + r) B .. (s W + r) B + B - 1``, and every item is generated from its index alone. So a resumed run sees
+exactly the batches the interrupted one would have, and ``W`` processes with ``B`` samples each see the same items as
+one process with ``W B`` samples (their averaged gradients are that process's gradient).
+
+Checkpoints (``<out_dir>/last.pt``, and ``step_<n>.pt`` every ``keep_every`` steps) hold the model, optimiser,
+scheduler, step and RNG states and the config; they are written atomically and read with ``weights_only=True``.
+Logs: ``<out_dir>/metrics.jsonl`` (one JSON object per logged step) and TensorBoard event files when the
+``tensorboard`` package is installed.
+"""
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import math
+import os
+import time
+import warnings
+from dataclasses import dataclass, field
+from typing import Any, Dict, Iterator, List, Optional, Tuple
+
+import torch
+import torch.distributed as dist
+from torch import Tensor
+from torch.utils.data import DataLoader, Dataset, Sampler
+
+from ..io import atomic_output
+from ..models.config import CoTrackerConfig
+from ..models.cotracker import CoTracker
+from ..models.registry import MODEL_CONFIGS
+from .losses import LossConfig, total_loss, window_losses
+
+
+@dataclass
+class TrainConfig:
+    """Everything a training run depends on (saved in every checkpoint; JSON-serialisable).
+
+    Attributes:
+        model: a registered variant (:func:`cotracker_fast.models.registry.list_models`).
+        model_overrides: :class:`CoTrackerConfig` fields changed from the variant's (e.g. a smaller transformer).
+        data: ``"synthetic"`` (:class:`cotracker_fast.data.synthetic.SyntheticTracks`) or ``"kubric"``
+            (:class:`cotracker_fast.data.kubric.KubricMovifDataset`, needs ``data_root``).
+        num_frames / size_hw / num_points: clip length, frame size (H, W) in pixels, tracks per clip.
+        augment: the paper's augmentations (:mod:`cotracker_fast.data.augment`).
+        batch_size: clips per process and step.
+        num_steps: optimiser steps of the whole run (the schedule's length).
+        lr / weight_decay / grad_clip / train_iters: the official 5e-4, 1e-5, 10 and 4.
+        amp: ``"auto"`` (bf16 autocast on CUDA, none on CPU), ``"bf16"``, ``"fp16"`` or ``"none"``.
+        compile: ``torch.compile`` the UpdateFormer.
+        save_every / keep_every / log_every / eval_every: in steps (0 disables).
+        eval_videos: held-out synthetic clips scored at each evaluation (seeds disjoint from training).
+        max_steps_this_run: stop (after saving) once this many steps ran in this process; for time-boxed jobs.
+        max_time_s: stop (after saving) once this much wall time passed in this process.
+    """
+
+    model: str = "cotracker_stride_4_wind_8"
+    model_overrides: Dict[str, Any] = field(default_factory=dict)
+    data: str = "synthetic"
+    data_root: Optional[str] = None
+    num_frames: int = 24
+    size_hw: Tuple[int, int] = (384, 512)
+    num_points: int = 256
+    augment: bool = True
+    batch_size: int = 1
+    num_workers: int = 2
+    num_steps: int = 50_000
+    lr: float = 5e-4
+    weight_decay: float = 1e-5
+    grad_clip: float = 10.0
+    train_iters: int = 4
+    gamma: float = 0.8
+    vis_weight: float = 10.0
+    official_vis_quirk: bool = True
+    amp: str = "auto"
+    compile: bool = False
+    backend: Optional[str] = None
+    seed: int = 0
+    out_dir: str = "runs/cotracker"
+    save_every: int = 200
+    keep_every: int = 0
+    log_every: int = 10
+    eval_every: int = 0
+    eval_videos: int = 4
+    max_steps_this_run: Optional[int] = None
+    max_time_s: Optional[float] = None
+
+    def __post_init__(self):
+        self.size_hw = tuple(int(v) for v in self.size_hw)
+        if self.model not in MODEL_CONFIGS:
+            raise ValueError(f"model must be one of {sorted(MODEL_CONFIGS)}, got {self.model!r}")
+        if self.data not in ("synthetic", "kubric"):
+            raise ValueError(f"data must be 'synthetic' or 'kubric', got {self.data!r}")
+        if self.data == "kubric" and not self.data_root:
+            raise ValueError("data='kubric' needs data_root (the folder of MOVi-f sequences)")
+        if self.amp not in ("auto", "bf16", "fp16", "none"):
+            raise ValueError(f"amp must be 'auto', 'bf16', 'fp16' or 'none', got {self.amp!r}")
+        for name in ("batch_size", "num_steps", "train_iters", "num_frames", "num_points"):
+            if int(getattr(self, name)) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        self.model_config()  # validates the overrides
+
+    def model_config(self) -> CoTrackerConfig:
+        """The variant's config with :attr:`model_overrides` applied."""
+        over = dict(self.model_overrides)
+        if "model_resolution" in over:
+            over["model_resolution"] = tuple(over["model_resolution"])
+        bad = set(over) - {f.name for f in dataclasses.fields(CoTrackerConfig)}
+        if bad:
+            raise ValueError(f"model_overrides has unknown CoTrackerConfig fields {sorted(bad)}")
+        return dataclasses.replace(MODEL_CONFIGS[self.model], **over)
+
+    def loss_config(self) -> LossConfig:
+        return LossConfig(self.gamma, self.vis_weight, self.official_vis_quirk)
+
+    @classmethod
+    def from_json(cls, path: str, **overrides: Any) -> "TrainConfig":
+        """Read a JSON object of fields (unknown keys are an error), then apply ``overrides``."""
+        with open(path) as f:
+            data = json.load(f)
+        data.update(overrides)
+        unknown = set(data) - {f.name for f in dataclasses.fields(cls)}
+        if unknown:
+            raise ValueError(f"{path}: unknown TrainConfig fields {sorted(unknown)}")
+        return cls(**data)
+
+
+# ------------------------------------------------------------------------------------------------ data
+
+
+def build_dataset(cfg: TrainConfig, *, seed: Optional[int] = None, augment: Optional[bool] = None) -> Dataset:
+    """The training set of ``cfg`` (item ``i`` a :class:`~cotracker_fast.data.clip.TrackClip`)."""
+    aug = None
+    if cfg.augment if augment is None else augment:
+        from ..data.augment import Augmentations
+
+        aug = Augmentations(crop_size=cfg.size_hw)
+    seed = cfg.seed if seed is None else seed
+    if cfg.data == "synthetic":
+        from ..data.synthetic import SyntheticConfig, SyntheticTracks
+
+        # rendered with a margin when augmenting, so that scale/crop has room (the Kubric clips are 512x512)
+        size = cfg.size_hw if aug is None else tuple(s + s // 4 for s in cfg.size_hw)
+        scfg = SyntheticConfig(num_frames=cfg.num_frames, size_hw=size, num_points=cfg.num_points)
+        return SyntheticTracks(length=2**62, seed=seed, config=scfg, augment=aug)
+    from ..data.kubric import KubricMovifDataset
+
+    return KubricMovifDataset(cfg.data_root, num_frames=cfg.num_frames, num_points=cfg.num_points, augment=aug,
+                              seed=seed)
+
+
+class StepSampler(Sampler):
+    """Dataset indices of steps ``start_step ..`` for one rank (see the module docstring)."""
+
+    def __init__(self, start_step: int, num_steps: int, batch_size: int, rank: int, world: int):
+        self.start, self.stop, self.B, self.rank, self.world = start_step, num_steps, batch_size, rank, world
+
+    def __len__(self) -> int:
+        return max(0, self.stop - self.start) * self.B
+
+    def __iter__(self) -> Iterator[int]:
+        for s in range(self.start, self.stop):
+            base = (s * self.world + self.rank) * self.B
+            yield from range(base, base + self.B)
+
+
+# ------------------------------------------------------------------------------------------------ helpers
+
+
+def _dist_info() -> Tuple[int, int, int]:
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0"))
+    return 0, 1, 0
+
+
+def init_distributed(device: str) -> Tuple[int, int, int]:
+    """Join the ``torchrun`` process group when ``WORLD_SIZE > 1`` (NCCL on CUDA, gloo on CPU)."""
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not dist.is_initialized():
+        dist.init_process_group("nccl" if device.startswith("cuda") else "gloo")
+    return _dist_info()
+
+
+def build_optimizer(model: torch.nn.Module, cfg: TrainConfig):
+    """AdamW and the official one-cycle schedule (linear, 5% warm-up, ``num_steps + 100`` steps)."""
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, eps=1e-8)
+    sched = torch.optim.lr_scheduler.OneCycleLR(
+        opt, max_lr=cfg.lr, total_steps=cfg.num_steps + 100, pct_start=0.05, cycle_momentum=False,
+        anneal_strategy="linear",
+    )
+    return opt, sched
+
+
+def _autocast(cfg: TrainConfig, device: torch.device):
+    mode = cfg.amp if cfg.amp != "auto" else ("bf16" if device.type == "cuda" else "none")
+    if mode == "none":
+        return contextlib.nullcontext()
+    return torch.autocast(device.type, dtype=torch.bfloat16 if mode == "bf16" else torch.float16)
+
+
+def train_step_loss(model: torch.nn.Module, batch, cfg: TrainConfig) -> Tuple[Tensor, Dict[str, float]]:
+    """Forward one batch through every window and return ``(loss, logs)``."""
+    _, _, _, td = model(batch.video, batch.queries, iters=cfg.train_iters, is_train=True)
+    lc = cfg.loss_config()
+    flow, vis = window_losses(td, batch.tracks, batch.visible, lc)
+    loss = total_loss(flow, vis, lc)
+    return loss, {"loss": float(loss.detach()), "flow_loss": float(flow.detach()), "vis_loss": float(vis.detach())}
+
+
+def checkpoint_state(model, opt, sched, step: int, cfg: TrainConfig) -> Dict[str, Any]:
+    state = {
+        "model": model.state_dict(),
+        "optimizer": opt.state_dict(),
+        "scheduler": sched.state_dict(),
+        "step": step,
+        "config": json.dumps(dataclasses.asdict(cfg)),
+        "rng_cpu": torch.get_rng_state(),
+    }
+    if torch.cuda.is_available():
+        state["rng_cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def save_checkpoint(path: str, state: Dict[str, Any]) -> None:
+    """Atomic ``torch.save`` (a crash mid-write leaves the previous file intact)."""
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    with atomic_output(path) as tmp:
+        torch.save(state, tmp)
+
+
+def load_checkpoint_state(path: str) -> Dict[str, Any]:
+    """Read a training checkpoint safely (``weights_only=True``)."""
+    return torch.load(path, map_location="cpu", weights_only=True)
+
+
+class _Logger:
+    def __init__(self, out_dir: str, enabled: bool):
+        self.enabled = enabled
+        self.path = os.path.join(out_dir, "metrics.jsonl")
+        self.tb = None
+        if enabled:
+            os.makedirs(out_dir, exist_ok=True)
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+
+                self.tb = SummaryWriter(os.path.join(out_dir, "tb"))
+            except ImportError:
+                warnings.warn("tensorboard is not installed: logging to metrics.jsonl only", stacklevel=2)
+
+    def log(self, step: int, values: Dict[str, float]) -> None:
+        if not self.enabled:
+            return
+        with open(self.path, "a") as f:
+            f.write(json.dumps({"step": step, **values}) + "\n")
+        if self.tb is not None:
+            for k, v in values.items():
+                self.tb.add_scalar(k, v, step)
+            self.tb.flush()
+
+    def close(self) -> None:
+        if self.tb is not None:
+            self.tb.close()
+
+
+@torch.no_grad()
+def evaluate_synthetic(model: CoTracker, cfg: TrainConfig, device: torch.device, num_videos: int) -> Dict[str, float]:
+    """TAP-Vid metrics of the multi-point protocol on ``num_videos`` held-out synthetic clips (seeds disjoint
+    from training), at the training resolution."""
+    from ..evaluation.metrics import average_metrics
+    from ..evaluation.run import evaluate_sample
+    from ..data.synthetic import SyntheticConfig, synthetic_eval_clips
+
+    scfg = SyntheticConfig(num_frames=cfg.num_frames, size_hw=cfg.size_hw, num_points=min(cfg.num_points, 64))
+    was_training = model.training
+    model.eval()
+    scores = [
+        evaluate_sample(model, s, "synthetic", single_point=False, iters=6, resolution=cfg.size_hw, device=device)
+        for s in synthetic_eval_clips(num_videos, seed=HELD_OUT_SEED, config=scfg)
+    ]
+    model.train(was_training)
+    return {f"eval/{k}": float(v) for k, v in average_metrics(scores).items()}
+
+
+#: Seed of the held-out synthetic clips (training clips use ``cfg.seed``; the generator keeps seeds apart).
+HELD_OUT_SEED = 10_000_019
+
+
+# ------------------------------------------------------------------------------------------------ main loop
+
+
+def train(cfg: TrainConfig, *, device: Optional[str] = None, resume: bool = True) -> Dict[str, Any]:
+    """Run (or resume) training. Returns ``{"step", "losses" (this run's logged losses), "out_dir"}``.
+
+    Under ``torchrun`` every process calls this; rank 0 writes logs and checkpoints.
+    """
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    rank, world, local_rank = init_distributed(device)
+    dev = torch.device(device if device != "cuda" else f"cuda:{local_rank}")
+    if dev.type == "cuda":
+        torch.cuda.set_device(dev)
+    torch.manual_seed(cfg.seed)
+    model = CoTracker(cfg.model_config(), backend=cfg.backend).to(dev).train()
+    opt, sched = build_optimizer(model, cfg)
+    step = 0
+    last = os.path.join(cfg.out_dir, "last.pt")
+    if resume and os.path.exists(last):
+        state = load_checkpoint_state(last)
+        saved = json.loads(state["config"])
+        for k in ("model", "model_overrides", "num_steps", "lr", "batch_size", "seed", "data"):
+            mine = dataclasses.asdict(cfg)[k]
+            if json.loads(json.dumps(mine)) != saved[k]:
+                raise ValueError(f"cannot resume {last}: its {k} is {saved[k]!r}, this run's is {mine!r}")
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["optimizer"])
+        sched.load_state_dict(state["scheduler"])
+        step = int(state["step"])
+        torch.set_rng_state(state["rng_cpu"])
+        if "rng_cuda" in state and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(state["rng_cuda"])
+    if cfg.compile:
+        model.updateformer = torch.compile(model.updateformer, dynamic=True)
+    net = model
+    if world > 1:
+        net = torch.nn.parallel.DistributedDataParallel(model, device_ids=[dev.index] if dev.type == "cuda" else None)
+
+    from ..data.clip import collate_clips
+
+    loader = DataLoader(
+        build_dataset(cfg),
+        batch_size=cfg.batch_size,
+        sampler=StepSampler(step, cfg.num_steps, cfg.batch_size, rank, world),
+        num_workers=cfg.num_workers,
+        collate_fn=collate_clips,
+        pin_memory=dev.type == "cuda",
+        persistent_workers=False,
+    )
+    logger = _Logger(cfg.out_dir, rank == 0)
+    t_start = time.time()
+    ran = 0
+    losses: List[float] = []
+    pbar = None
+    if rank == 0:
+        from tqdm import tqdm
+
+        pbar = tqdm(total=cfg.num_steps, initial=step, desc="train", unit="step", disable=None)
+
+    def save(path: str) -> None:
+        if rank == 0:
+            save_checkpoint(path, checkpoint_state(model, opt, sched, step, cfg))
+
+    for batch in loader:
+        batch = batch.to(dev)
+        with _autocast(cfg, dev):
+            loss, logs = train_step_loss(net, batch, cfg)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+        opt.step()
+        sched.step()
+        step += 1
+        ran += 1
+        if world > 1:  # log the mean over ranks (= the loss of the combined batch)
+            vals = torch.tensor([logs[k] for k in sorted(logs)], dtype=torch.float64,
+                                device=dev if dist.get_backend() == "nccl" else "cpu")
+            dist.all_reduce(vals)
+            logs = {k: float(v) / world for k, v in zip(sorted(logs), vals.tolist())}
+        if not math.isfinite(logs["loss"]):
+            raise FloatingPointError(f"loss is {logs['loss']} at step {step}")
+        losses.append(logs["loss"])
+        if pbar is not None:
+            pbar.update(1)
+            pbar.set_postfix(loss=f"{logs['loss']:.3f}")
+        if cfg.log_every and step % cfg.log_every == 0:
+            logger.log(step, {**logs, "grad_norm": float(grad_norm), "lr": sched.get_last_lr()[0],
+                              "time_s": time.time() - t_start})
+        if cfg.eval_every and step % cfg.eval_every == 0 and rank == 0:
+            logger.log(step, evaluate_synthetic(model, cfg, dev, cfg.eval_videos))
+        stop = (cfg.max_steps_this_run is not None and ran >= cfg.max_steps_this_run) or (
+            cfg.max_time_s is not None and time.time() - t_start >= cfg.max_time_s
+        )
+        if world > 1:  # every rank stops at the same step
+            flag = torch.tensor([float(stop)], device=dev if dist.get_backend() == "nccl" else "cpu")
+            dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+            stop = bool(flag.item())
+        if (cfg.save_every and step % cfg.save_every == 0) or stop or step == cfg.num_steps:
+            save(last)
+        if cfg.keep_every and step % cfg.keep_every == 0:
+            save(os.path.join(cfg.out_dir, f"step_{step:07d}.pt"))
+        if stop:
+            break
+    if pbar is not None:
+        pbar.close()
+    logger.close()
+    return {"step": step, "losses": losses, "out_dir": cfg.out_dir}
