@@ -64,11 +64,11 @@ class CoTrackerOnlinePredictor(nn.Module):
         iters: int = 6,
     ):
         super().__init__()
-        self.interp_shape = (384, 512)
         self.support_grid_size = 6
         self.dtype = check_dtype(dtype)
         self.iters = iters
         self.model, self.model_name = build_model(checkpoint, model_name, backend)
+        self.interp_shape = tuple(self.model.config.model_resolution)  # (384, 512) for the official variants
         if device is not None:
             self.to(device)
         self.eval()

@@ -22,7 +22,11 @@ def test_official_state_dict_layout(name):
 
 
 def test_registry_and_checkpoint_names():
-    assert list_models() == ["cotracker_stride_4_wind_12", "cotracker_stride_4_wind_8", "cotracker_stride_8_wind_16"]
+    assert list_models() == ["cotracker_fast_small", "cotracker_stride_4_wind_12", "cotracker_stride_4_wind_8",
+                             "cotracker_stride_8_wind_16"]
+    small = get_config("cotracker_fast_small")
+    assert (small.hidden_size, small.time_depth, small.space_depth, small.model_resolution) == (256, 3, 3, (96, 128))
+    assert sum(p.numel() for p in create_model("cotracker_fast_small").parameters()) == 7_532_003
     cfg = get_config("cotracker_stride_8_wind_16")
     assert (cfg.stride, cfg.window_len, cfg.window_step) == (8, 16, 8)
     assert (cfg.corr_dim, cfg.flow_dim, cfg.input_dim, cfg.head_dim) == (196, 130, 456, 48)

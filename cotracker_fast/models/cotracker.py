@@ -22,6 +22,7 @@ from typing import List, Optional, Union
 
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 from torch import Tensor
 
 from .. import ops
@@ -150,6 +151,47 @@ class CoTracker(nn.Module):
         vis_logits = self.vis_predictor(ffeats)[..., 0]
         return preds, vis_logits
 
+    def compile_window(self, bucket: int = 64, **compile_kwargs) -> None:
+        """Run every window through ``torch.compile(forward_window)`` from now on (``compile_kwargs`` go to
+        ``torch.compile``; e.g. ``mode="reduce-overhead"`` adds CUDA graph capture on GPUs).
+
+        The number of tracks of a window is padded up to a multiple of ``bucket`` (padding tracks are masked out of
+        attention and dropped from the outputs), so new points recompile only when they cross a bucket; the frame
+        and feature-map sizes are fixed per video. The compiled step gives the eager step's tracks up to float
+        summation order (masked attention over the padding)."""
+        if bucket < 1:
+            raise ValueError(f"bucket must be >= 1, got {bucket}")
+        self._bucket = int(bucket)
+        self._compiled_window = torch.compile(self.forward_window, **compile_kwargs)
+
+    def uncompile_window(self) -> None:
+        """Back to the eager window step."""
+        self._compiled_window = None
+        self._bucket = None
+
+    def window_step(
+        self, fmaps: Tensor, coords: Tensor, feat_init: Tensor, vis_init: Tensor, track_mask: Tensor, iters: int,
+        counts: Optional[Tensor] = None,
+    ):
+        """:meth:`forward_window`, compiled and bucketed after :meth:`compile_window` (same arguments/outputs)."""
+        fn = getattr(self, "_compiled_window", None)
+        if fn is None:
+            return self.forward_window(fmaps, coords, feat_init, vis_init, track_mask, iters, counts=counts)
+        B, _, K, _ = coords.shape
+        pad = -K % self._bucket
+        if counts is None:  # always pass counts: one graph whether or not the samples' counts differ
+            counts = torch.full((B,), K, dtype=torch.long, device=coords.device)
+        if pad:
+            coords = F.pad(coords, (0, 0, 0, pad))
+            feat_init = F.pad(feat_init, (0, 0, 0, pad))
+            vis_init = F.pad(vis_init, (0, pad))
+            track_mask = F.pad(track_mask, (0, pad))
+        preds, vis_logits = fn(fmaps, coords, feat_init, vis_init, track_mask, iters, counts=counts)
+        if pad:
+            preds = [p[:, :, :K] for p in preds]
+            vis_logits = vis_logits[:, :, :K]
+        return preds, vis_logits
+
     # ------------------------------------------------------------------ whole video
     def forward(
         self, rgbs: Tensor, queries: Tensor, iters: int = 4, feat_init: Optional[Tensor] = None, is_train: bool = False
@@ -218,10 +260,20 @@ def mask_vis_channels(track_mask: Tensor, vis_init: Tensor, counts: Optional[Ten
 
     if counts is None:
         return layout(mask, vis_init)
-    out = vis_init.new_zeros(B, S, N, 2)
-    for b, c in enumerate(counts.tolist()):
-        out[b : b + 1, :, :c] = layout(mask[b : b + 1, :, :c], vis_init[b : b + 1, :, :c])
-    return out
+    # The same layout per sample for N = counts[b], as pure indexing (no host sync, fixed shapes: compile-friendly):
+    # entry j = 2(nS + s) + k of z is row r = j // S, frame j % S; rows < c are masks, the rest visibility.
+    dev = vis_init.device
+    j = (2 * (torch.arange(N, device=dev)[:, None] * S + torch.arange(S, device=dev)[None]))[..., None] + torch.arange(
+        2, device=dev
+    )  # (N, S, 2)
+    r, col = j // S, j % S
+    c = counts.to(dev)[:, None, None, None]  # (B, 1, 1, 1)
+    b = torch.arange(B, device=dev)[:, None, None, None]
+    from_mask = mask[b, col, r.clamp(max=N - 1)]  # (B, N, S, 2)
+    from_vis = vis_init[b, col, (r - c).clamp(0, N - 1)]
+    real = torch.arange(N, device=dev)[None, :, None, None] < c
+    out = torch.where(r < c, from_mask, from_vis) * real
+    return out.transpose(1, 2)
 
 
 def _pad_frames(frames: Tensor, length: int) -> Tensor:
@@ -355,6 +407,7 @@ class SlidingWindowTracker:
         self.S, self.step = cfg.window_len, cfg.window_step
         dtype = next(model.parameters()).dtype  # float32 normally (also under autocast); float64 in tests
         self.q_t = torch.zeros(batch_size, 0, dtype=torch.long, device=device)
+        self.q_t_host = torch.zeros(batch_size, 0, dtype=torch.long)  # CPU copy: no device sync in the window loop
         self.q_xy = torch.zeros(batch_size, 0, 2, dtype=dtype, device=device)
         self.feat_init = torch.zeros(batch_size, 0, cfg.latent_dim, dtype=dtype, device=device)
         self.started = torch.zeros(batch_size, 0, dtype=torch.bool, device=device)
@@ -389,6 +442,7 @@ class SlidingWindowTracker:
         M = queries.shape[1]
         dev = self.q_t.device
         self.q_t = torch.cat([self.q_t, t], 1)
+        self.q_t_host = torch.cat([self.q_t_host, t.cpu()], 1)  # the one sync, when queries arrive
         self.q_xy = torch.cat([self.q_xy, queries[..., 1:].to(dev, self.q_xy.dtype)], 1)
         self.feat_init = torch.cat([self.feat_init, self.feat_init.new_zeros(self.B, M, self.feat_init.shape[-1])], 1)
         self.started = torch.cat([self.started, self.started.new_zeros(self.B, M)], 1)
@@ -432,12 +486,11 @@ class SlidingWindowTracker:
         self.fmap_cache = fmaps[:, step:]
         self.next_start = start + step
 
-        active = self.q_t < start + S  # (B, N)
-        counts = active.sum(1)
-        counts_host = counts.tolist()  # the window's one host-device sync
-        K = max(counts_host) if self.num_tracks else 0
+        counts_host = (self.q_t_host < start + S).sum(1)  # (B,) on the host: no device sync
+        K = int(counts_host.max()) if self.num_tracks else 0
         if K == 0:
             return None
+        counts = counts_host.to(self.q_t.device, non_blocking=True)
         # In the official order the active tracks of each sample are a prefix; positions past its count are padding.
         index = self.order[:, :K]
         valid = torch.arange(K, device=index.device)[None] < counts[:, None]
@@ -475,14 +528,14 @@ class SlidingWindowTracker:
             & (frames_abs >= _gather_tracks(self.cleared_until, index, 1)[:, None])
             & (frames_abs < real_end)
         )
-        preds, vis_logits = model.forward_window(
+        preds, vis_logits = model.window_step(
             fmaps,
             _gather_tracks(self.coords, index, 2),
             _gather_tracks(self.feat_init, index, 1),
             _gather_tracks(self.vis, index, 2),
             track_mask,
             self.iters,
-            counts=None if min(counts_host) == K else counts,
+            counts=None if int(counts_host.min()) == K else counts,
         )
         last = preds[-1]
         # Carry into the next window: its first half is this window's second half; its second half repeats the

@@ -20,7 +20,11 @@ attention      ``torch``                                       ``F.scaled_dot_pr
 =============  ==============================================  =========================================
 
 ``backend`` may be a string (applied to every op) or a dict ``{"corr_sample": ..., "attention": ...}``;
-``"auto"`` or ``None`` means the automatic choice.
+``"auto"`` or ``None`` means the automatic choice. The preset ``"fast"`` names the GPU kernels of every op
+(``{"corr_sample": "triton", "attention": "cuda"}``); it raises where they cannot run.
+
+The automatic choice keeps to the PyTorch implementations (local correlation, SDPA) until the Triton and CUDA kernels
+have been validated and measured on a GPU (their GPU tests and benchmarks are written; no GPU has run them yet).
 """
 from __future__ import annotations
 
@@ -77,7 +81,13 @@ def available_backends(op: str) -> List[str]:
     return sorted(_REGISTRY[op].impls)
 
 
+#: Named sets of backends (a string ``backend`` equal to a key means that dict).
+PRESETS: Dict[str, Dict[str, str]] = {"fast": {"corr_sample": "triton", "attention": "cuda"}}
+
+
 def _requested(op: str, backend: BackendSpec) -> Optional[str]:
+    if isinstance(backend, str) and backend in PRESETS:
+        backend = PRESETS[backend]
     if isinstance(backend, Mapping):
         unknown = set(backend) - set(_REGISTRY)
         if unknown:
@@ -85,6 +95,8 @@ def _requested(op: str, backend: BackendSpec) -> Optional[str]:
         backend = backend.get(op)
     if backend is None:
         backend = os.environ.get(f"{ENV_ALL}_{op.upper()}") or os.environ.get(ENV_ALL) or None
+        if backend in PRESETS:
+            backend = PRESETS[backend].get(op)
     if backend is not None and not isinstance(backend, str):
         raise TypeError(f"backend must be None, a str or a dict of str, got {type(backend).__name__}")
     return None if backend in (None, "", "auto") else backend
