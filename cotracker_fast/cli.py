@@ -23,6 +23,7 @@ from tqdm.auto import tqdm
 from .io import VideoReader, load_mask, load_queries, save_tracks
 from .models.registry import list_models
 from .online import CoTrackerOnlinePredictor
+from .predictor import is_untrained
 
 
 @dataclass
@@ -92,7 +93,8 @@ def track_video(
 
     Args:
         video_path: a video file, GIF, image folder (see :class:`~cotracker_fast.io.VideoReader`).
-        checkpoint / model_name: weights and variant (``None`` = random weights, loudly flagged).
+        checkpoint / model_name: weights and variant (both ``None``: the shipped weights; ``checkpoint=None`` with
+            an official ``model_name``: random weights, loudly flagged).
         queries: ``(N, 3)`` rows ``(t, x, y)`` in pixels of the video; or ``grid_size > 0`` for a grid at
             ``grid_query_frame`` (optionally restricted to ``segm_mask`` ``(H, W)`` bool).
         backward: also track backwards in time (see module docstring for the disk use).
@@ -135,7 +137,7 @@ def track_video(
         missing = tracks == 0  # never predicted forward (frames before a point's first window)
         tracks = np.where(missing, b_tracks, tracks)
         vis = np.where(missing[..., 0], b_vis, vis)
-    return TrackResult(tracks, vis, tracked_queries.cpu().numpy(), fps, untrained=checkpoint is None)
+    return TrackResult(tracks, vis, tracked_queries.cpu().numpy(), fps, untrained=is_untrained(checkpoint, model_name))
 
 
 class _Spool:
@@ -181,7 +183,8 @@ def write_overlay(video_path: str, result: TrackResult, out_path: str, *, max_fr
 
 UNTRAINED_MESSAGE = (
     "WARNING: no checkpoint given: the model has RANDOM, UNTRAINED weights and the tracks are meaningless.\n"
-    "         Pass --checkpoint cotracker_stride_4_wind_8.pth (official v1) for real tracks."
+    "         Pass --checkpoint cotracker_stride_4_wind_8.pth (official v1) for real tracks, or no --model-name\n"
+    "         for the weights shipped with cotracker_fast."
 )
 
 
@@ -216,8 +219,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="single: the paper's single-target-point protocol (batched); multi: all queries at once")
     e.add_argument("--iters", type=int, default=6)
     e.add_argument("--batch-size", type=int, default=16, help="single-point problems per batch")
-    e.add_argument("--resolution", type=int, nargs=2, default=(384, 512), metavar=("H", "W"),
-                   help="model input resolution (official: 384 512)")
+    e.add_argument("--resolution", type=int, nargs=2, default=None, metavar=("H", "W"),
+                   help="model input resolution (default: the model's; official variants: 384 512)")
     e.add_argument("--device", default=None)
     e.add_argument("--max-videos", type=int, default=None)
     e.add_argument("--max-frames", type=int, default=None, help="only the first N frames of each video")
@@ -229,12 +232,12 @@ def _evaluate(args) -> int:
     from .evaluation.run import evaluate
 
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
-    if args.checkpoint is None:
+    if is_untrained(args.checkpoint, args.model_name):
         print(UNTRAINED_MESSAGE, file=sys.stderr)
     result = evaluate(
         args.dataset, root=args.root, checkpoint=args.checkpoint, model_name=args.model_name,
         single_point=args.protocol == "single", iters=args.iters, batch_size=args.batch_size,
-        resolution=tuple(args.resolution), device=device, max_videos=args.max_videos, max_frames=args.max_frames,
+        resolution=tuple(args.resolution) if args.resolution else None, device=device, max_videos=args.max_videos, max_frames=args.max_frames,
         out_dir=args.out_dir,
     )
     if int(os.environ.get("RANK", "0")) == 0:
@@ -258,7 +261,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     grid = args.grid_size if queries is not None or args.grid_size else 10
     mask = load_mask(args.segm_mask) if args.segm_mask else None
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
-    if args.checkpoint is None:
+    if is_untrained(args.checkpoint, args.model_name):
         print(UNTRAINED_MESSAGE, file=sys.stderr)
     result = track_video(
         args.video,

@@ -1,8 +1,8 @@
 """``make demo``: track a clip made from a real photograph moved by a known motion, print the error against the
 ground truth, and write an overlay video.
 
-Without ``--checkpoint`` the whole pipeline runs on randomly initialised weights: the console and every overlay
-frame say so, and the printed error is then meaningless (it only shows that the pipeline runs end to end).
+Without ``--checkpoint`` it uses the weights shipped with the package (``cotracker_fast_small``, trained on the
+procedural clips; docs/ACCURACY.md); ``--checkpoint cotracker_stride_4_wind_8.pth`` runs the official v1 weights.
 """
 from __future__ import annotations
 
@@ -11,16 +11,18 @@ import os
 import sys
 import time
 
-from .cli import UNTRAINED_MESSAGE, track_video, write_overlay
+from .cli import track_video, write_overlay
 from .demo_clip import make_demo_clip, tracking_error
 from .io import VideoWriter, save_tracks
+from .models.registry import SHIPPED_MODEL
 
 
 def main(argv=None) -> int:
     """Entry point of ``make demo`` (``python -m cotracker_fast.demo``); returns the exit status."""
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--out-dir", default="demo_out")
-    p.add_argument("--checkpoint", default=None, help="official cotracker_stride_4_wind_8.pth (or other variant)")
+    p.add_argument("--checkpoint", default=None,
+                   help="official cotracker_stride_4_wind_8.pth (or other variant); default: the shipped weights")
     p.add_argument("--frames", type=int, default=24)
     p.add_argument("--device", default=None)
     args = p.parse_args(argv)
@@ -35,7 +37,8 @@ def main(argv=None) -> int:
     print(f"           {clip.frames.shape[0]} frames {clip.frames.shape[2]}x{clip.frames.shape[1]}, "
           f"{len(clip.queries)} query points -> {clip_path}")
     if args.checkpoint is None:
-        print(UNTRAINED_MESSAGE)
+        print(f"weights: the ones shipped with cotracker_fast ({SHIPPED_MODEL}, trained on synthetic clips on a CPU; "
+              "see docs/ACCURACY.md)")
 
     t0 = time.time()
     result = track_video(clip_path, checkpoint=args.checkpoint, queries=clip.queries, device=args.device)
@@ -51,8 +54,7 @@ def main(argv=None) -> int:
     print(f"error vs ground truth (visible frames after each query): mean {err['epe_mean']:.2f} px, "
           f"median {err['epe_median']:.2f} px, delta_avg {100 * err['delta_avg']:.1f}%")
     if args.checkpoint is None:
-        print("(UNTRAINED weights: these errors are meaningless; run `make demo CHECKPOINT=path/to/"
-              "cotracker_stride_4_wind_8.pth` for real tracks)")
+        print("(for the official v1 weights: `make demo CHECKPOINT=path/to/cotracker_stride_4_wind_8.pth`)")
     print(f"overlay -> {overlay}")
     return 0
 

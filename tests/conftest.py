@@ -34,7 +34,7 @@ def make_predictor(random_state_dict):
         cls = cls or CoTrackerPredictor
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)  # the "untrained weights" warning
-            p = cls(None, iters=iters, **kw)
+            p = cls(None, model_name=kw.pop("model_name", "cotracker_stride_4_wind_8"), iters=iters, **kw)
         p.model.load_state_dict(random_state_dict)
         p.interp_shape = interp_shape
         return p

@@ -89,6 +89,20 @@ def test_step_sampler_partitions_items():
     assert list(StepSampler(2, 3, 2, 0, 1)) == [4, 5]  # resuming at step 2
 
 
+def test_zero_init_coord_head_starts_at_the_static_baseline():
+    from cotracker_fast.training.trainer import init_model
+
+    cfg = TrainConfig(**{**TINY, "zero_init_coord_head": True})
+    clip = build_dataset(cfg)[0]
+    with torch.no_grad():
+        tracks, _, _, _ = init_model(cfg).eval()(clip.video[None], clip.queries[None], iters=3)
+    q = clip.queries
+    first = q[:, 0].long()
+    tracked = torch.arange(8)[:, None] >= (first[None] // 4) * 4  # frames of each point's windows
+    expected = q[None, :, 1:].expand(8, -1, -1)
+    assert torch.equal(tracks[0][tracked], expected[tracked])
+
+
 def test_config_validation(tmp_path):
     with pytest.raises(ValueError, match="model must be one of"):
         TrainConfig(model="nope")

@@ -64,8 +64,13 @@ def evaluate_sample(
     )
     tracks[..., 0] *= W / float(rw)
     tracks[..., 1] *= H / float(rh)
-    pred = tracks.cpu().numpy()
-    pred_vis = (vis > VISIBILITY_THRESHOLD).cpu().numpy()
+    return score_sample(sample, dataset, tracks.cpu().numpy(), (vis > VISIBILITY_THRESHOLD).cpu().numpy())
+
+
+def score_sample(sample: EvalSample, dataset: str, pred: np.ndarray, pred_vis: np.ndarray) -> Dict[str, float]:
+    """The dataset's metrics of predicted tracks ``pred`` ``(T, N, 2)`` pixels of the sample's frames and
+    visibility ``pred_vis`` ``(T, N)`` bool, for the sample's columns (any tracker: the model or a baseline)."""
+    H, W = sample.video.shape[1:3]
     if dataset == "badja":
         return badja_pck(pred, sample.tracks, sample.visible, sample.extra["seg_area"])
     if dataset == "fastcapture":
@@ -104,7 +109,7 @@ def evaluate(
     single_point: bool = True,
     iters: int = 6,
     batch_size: int = 16,
-    resolution: Tuple[int, int] = (384, 512),
+    resolution: Optional[Tuple[int, int]] = None,
     device: str = "cpu",
     max_videos: Optional[int] = None,
     max_frames: Optional[int] = None,
@@ -118,6 +123,7 @@ def evaluate(
     rank, world = _dist_setup(device)
     model, name = build_model(checkpoint, model_name, None)
     model = model.to(device).eval()
+    resolution = tuple(resolution or model.config.model_resolution)  # (384, 512) for the official variants
     local: List[Tuple[str, Dict[str, float]]] = []
     start = time.time()
     samples = open_dataset(dataset, root, **(dataset_kwargs or {}))
