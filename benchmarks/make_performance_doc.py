@@ -1,16 +1,26 @@
-"""Turn speed-suite results into ``docs/PERFORMANCE.md`` and ``docs/performance_time_vs_points.png``.
+"""Turn benchmark results into ``docs/PERFORMANCE.md`` and its plots.
 
 Usage::
 
     python -m benchmarks.make_performance_doc [RESULT.json ...] [--doc docs/PERFORMANCE.md] [--plot PNG]
+        [--e2e-plot PNG] [--blocks speed end-to-end]
 
-Without arguments it reads ``benchmarks/results/speed-*.json`` and keeps the newest file per device. It accepts the
-suite's own result files (written by ``benchmarks/test_bench_speed.py`` with ``COTRACKER_BENCH_SAVE=1``) and
-pytest-benchmark ``--benchmark-json`` files of the suite (their ``extra_info`` carries the same fields).
+Two generated blocks, each between its markers (other text of the doc is left as it is; a missing doc is created
+with a title, a missing block is appended):
 
-Only the block between ``<!-- speed-suite:begin -->`` and ``<!-- speed-suite:end -->`` of the doc is rewritten;
-other sections (e.g. an end-to-end section added by another issue) are left as they are. A missing doc is created
-with a title, and a doc without the block gets it appended.
+* ``<!-- speed-suite:begin -->`` ... ``<!-- speed-suite:end -->``: the speed-comparison suite
+  (``benchmarks/test_bench_speed.py``), table and ``docs/performance_time_vs_points.png``. Read from
+  ``benchmarks/results/speed-*.json`` (the newest file per device); without any, the block is left as it is.
+* ``<!-- end-to-end:begin -->`` ... ``<!-- end-to-end:end -->``: the end-to-end suite
+  (``benchmarks/test_bench_end_to_end.py``): per GPU, ms per frame, fps, ratio to the reference, peak memory and
+  fraction of the H100 compute floor, and ``docs/performance_end_to_end.png`` (time against N). Read from
+  ``benchmarks/results/end_to_end-*.json`` (the newest file per device). Only GPU runs are rendered (the CPU smoke
+  case checks the harness, its times mean nothing); without any, the block says that the GPU numbers have not been
+  measured yet.
+
+Explicit result files may be either suite's own files (written with ``COTRACKER_BENCH_SAVE=1``) or pytest-benchmark
+``--benchmark-json`` files (their ``extra_info`` carries the same fields; one file may hold both suites).
+``--blocks`` limits which blocks (and plots) are rewritten.
 """
 from __future__ import annotations
 
@@ -28,7 +38,10 @@ ROOT = Path(__file__).resolve().parents[1]
 RESULTS_DIR = ROOT / "benchmarks" / "results"
 DOC = ROOT / "docs" / "PERFORMANCE.md"
 PLOT = ROOT / "docs" / "performance_time_vs_points.png"
+E2E_PLOT = ROOT / "docs" / "performance_end_to_end.png"
 BEGIN, END = "<!-- speed-suite:begin -->", "<!-- speed-suite:end -->"
+E2E_BEGIN, E2E_END = "<!-- end-to-end:begin -->", "<!-- end-to-end:end -->"
+BLOCKS = ("speed", "end-to-end")
 
 DOC_TITLE = """# Performance
 
@@ -299,11 +312,195 @@ def make_plot(runs: Sequence[dict], path: Path) -> None:
     plt.close(fig)
 
 
-def update_doc(doc: Path, block: str) -> str:
-    """Replace (or add) the marked block in ``doc``; returns the new text (also written)."""
+# ------------------------------------------------------------------------------------------------ end-to-end block
+def _e2e_from_pytest_benchmark(data: dict, path: Path) -> List[dict]:
+    """The end-to-end runs (one per device kind) in a pytest-benchmark JSON, in the suite's own layout."""
+    by_kind: Dict[str, List[dict]] = {}
+    for b in data.get("benchmarks", []):
+        ei, group = b.get("extra_info", {}), str(b.get("group", ""))
+        if "method" not in ei or not group.startswith("end-to-end") or "time_s_median" not in ei:
+            continue
+        by_kind.setdefault("cuda" if group.startswith("end-to-end cuda") else "cpu", []).append(ei)
+    mi, ci = data.get("machine_info", {}), data.get("commit_info", {})
+    runs = []
+    for kind, records in by_kind.items():
+        first = records[0]
+        runs.append({
+            "suite": "end_to_end",
+            "created": data.get("datetime", ""),
+            "device_kind": kind,
+            "device": first.get("device", mi.get("device", "?")),
+            "torch": first.get("torch", mi.get("torch", "?")),
+            "python": mi.get("python_version", "?"),
+            "commit": first.get("commit", ci.get("id")),
+            "dirty": first.get("dirty", ci.get("dirty")),
+            "config": {"T": first["T"], "H": first["H"], "W": first["W"]},
+            "methods": {},
+            "results": records,
+            "source": str(path),
+        })
+    return runs
+
+
+def load_e2e_results(path: Path) -> List[dict]:
+    """End-to-end runs in one file (the suite's own file, or a pytest-benchmark JSON; ``[]`` if it has none)."""
+    data = json.loads(Path(path).read_text())
+    if data.get("suite") == "end_to_end":
+        data.setdefault("source", str(path))
+        return [data]
+    if "benchmarks" in data:
+        return _e2e_from_pytest_benchmark(data, Path(path))
+    return []
+
+
+def default_e2e_inputs(results_dir: Path = RESULTS_DIR) -> List[Path]:
+    """The newest ``end_to_end-*.json`` per device (by the ``created`` field)."""
+    newest: Dict[str, tuple] = {}
+    for p in sorted(results_dir.glob("end_to_end-*.json")):
+        try:
+            runs = load_e2e_results(p)
+        except (ValueError, KeyError, json.JSONDecodeError):
+            continue
+        for d in runs:
+            key = d.get("device", p.name)
+            if key not in newest or d.get("created", "") >= newest[key][0]:
+                newest[key] = (d.get("created", ""), p)
+    return sorted({p for _, p in newest.values()})
+
+
+def _e2e_device_section(run: dict) -> List[str]:
+    cfg = run["config"]
+    done = [r for r in run["results"] if "time_s_median" in r]
+    skipped = [r for r in run["results"] if "skipped" in r]
+    labels = _labels([run])
+    methods = [m for m in _method_order([run]) if any(r["method"] == m for r in done)]
+    models = list(OrderedDict((r["model"], None) for r in run["results"]))
+    commit = (run.get("commit") or "unknown")[:12] + (" (with uncommitted changes)" if run.get("dirty") else "")
+    lines = [f"### {run['device']}", ""]
+    lines += _wrap(
+        f"T = {cfg['T']} frames at {cfg['H']}x{cfg['W']}; torch {run.get('torch', '?')}"
+        + (f", CUDA {run['cuda']}" if run.get("cuda") else "")
+        + f"; commit {commit}; measured {run.get('created', '?')}; median of {_rounds(done)} timed round(s)."
+    )
+    lines += [
+        "",
+        "| model | method | N | ms / frame | fps | speed-up over the reference | peak memory (GB) "
+        "| fraction of the H100 floor | warm-up (s) |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for model in models:
+        for m in methods:
+            for r in sorted((r for r in done if r["method"] == m and r["model"] == model), key=lambda r: r["N"]):
+                ref = next((x for x in done if x["method"] == "reference" and x["model"] == model
+                            and x["N"] == r["N"]), None)
+                ratio = f"{ref['time_s_median'] / r['time_s_median']:.2f}x" if ref else "-"
+                peak = _num(r["peak_mem_GB"]) if r.get("peak_mem_GB") is not None else "-"
+                lines.append(
+                    f"| {model} | {labels[m]} | {r['N']:,} | {_num(r['ms_per_frame'])} | {_num(r['fps'])} | {ratio} "
+                    f"| {peak} | {_num(100 * r['h100_floor_fraction'])}% | {_num(r['warmup_s'])} |"
+                )
+    if skipped:
+        lines += ["", "Not measured here:"]
+        groups: "OrderedDict[tuple, List[dict]]" = OrderedDict()
+        for r in skipped:
+            groups.setdefault((r["method"], r["skipped"]), []).append(r)
+        for (m, why), rs in groups.items():
+            cases = ", ".join(f"{r.get('model', '?')} N = {r['N']:,}" for r in rs)
+            lines.append(f"- {labels.get(m, m)}: {why} ({cases})")
+    lines.append("")
+    return lines
+
+
+def render_e2e_block(runs: Sequence[dict], plot_name: Optional[str]) -> str:
+    """The markdown between the end-to-end markers; only GPU runs are rendered."""
+    gpu = sorted((r for r in runs if r.get("device_kind") == "cuda"), key=lambda r: r.get("device", ""))
+    lines = ["## End to end: the reference against the fast path", ""]
+    lines += _wrap(
+        "Generated by `python -m benchmarks.make_performance_doc` from `benchmarks/results/end_to_end-*.json` "
+        "(`make bench`; suite: `benchmarks/test_bench_end_to_end.py`). One whole-video call of the drop-in "
+        "predictor per timed round (resize, encoder, all windows), T = 48 frames at 384x512, N random query "
+        "points at frame 0 plus the official 6x6 support grid, random weights, 6 refinement iterations, the three "
+        "official variants. The reference is the official maths in float32 (dense correlation volume, explicit "
+        "softmax attention); the fast path is `backend='auto'` under bfloat16 autocast (and with `compile=True` "
+        "where the predictor has it). Every timed call ends with `torch.cuda.synchronize`; the warm-up call "
+        "(compilation, graph capture, kernel selection) is timed apart. Peak memory is "
+        "`torch.cuda.max_memory_allocated` over the timed calls (weights and inputs included), in GB of 1e9 bytes. "
+        "The fraction of the H100 floor is the time the FLOP estimate (`benchmarks/baselines/flops.py`, arithmetic, "
+        "not a measurement) would take at 790 TFLOP/s (bf16 dense, the same floor for every method, the float32 "
+        "reference included) over the measured time. The speed-up is the reference's time over the method's, same "
+        "model and N."
+    )
+    lines.append("")
+    if not gpu:
+        lines += _wrap(
+            "**The end-to-end GPU numbers have not been measured yet.** No GPU run of the suite exists in "
+            "`benchmarks/results/`: run `make bench` on a CUDA machine, then this script. (The suite's CPU smoke "
+            "case only checks that the harness runs; its times are not reported.)"
+        )
+        lines.append("")
+        return "\n".join(lines)
+    if plot_name:
+        lines += [f"![end-to-end time against points]({plot_name})", ""]
+    for run in gpu:
+        lines += _e2e_device_section(run)
+    return "\n".join(lines)
+
+
+def make_e2e_plot(runs: Sequence[dict], path: Path) -> bool:
+    """Log-log ms per frame against N, one panel per model, one line per (GPU, method). False (and no file) when
+    there is no GPU run."""
+    gpu = sorted((r for r in runs if r.get("device_kind") == "cuda"), key=lambda r: r.get("device", ""))
+    if not gpu:
+        return False
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import matplotlib.ticker  # noqa: F401  (used as matplotlib.ticker)
+
+    models = list(OrderedDict((r["model"], None) for run in gpu for r in run["results"] if "time_s_median" in r))
+    order, labels = _method_order(gpu), _labels(gpu)
+    fig, axes = plt.subplots(1, max(len(models), 1), figsize=(4.2 * max(len(models), 1), 4.2), dpi=110,
+                             sharey=True, squeeze=False)
+    styles = ["-", "--", ":", "-."]
+    for ax, model in zip(axes[0], models):
+        for d, run in enumerate(gpu):
+            done = [r for r in run["results"] if "time_s_median" in r and r["model"] == model]
+            for m in order:
+                pts = sorted((r["N"], r["ms_per_frame"]) for r in done if r["method"] == m)
+                if not pts:
+                    continue
+                i = order.index(m)
+                name = labels[m] + (f" [{run['device']}]" if len(gpu) > 1 else "")
+                ax.plot([p[0] for p in pts], [p[1] for p in pts], styles[d % len(styles)], marker="os^Dv"[i % 5],
+                        color=f"C{i}", label=name)
+        Ns = sorted({r["N"] for run in gpu for r in run["results"] if "time_s_median" in r and r["model"] == model})
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.xaxis.set_major_locator(matplotlib.ticker.FixedLocator(Ns))
+        ax.xaxis.set_major_formatter(matplotlib.ticker.FormatStrFormatter("%d"))
+        ax.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())
+        ax.yaxis.set_major_formatter(matplotlib.ticker.FormatStrFormatter("%g"))
+        ax.set_title(model, fontsize=9)
+        ax.set_xlabel("query points N (+ 36 support)")
+        ax.grid(True, which="both", alpha=0.3)
+    axes[0][0].set_ylabel("ms per frame")
+    axes[0][0].legend(fontsize=7)
+    cfg = gpu[0]["config"]
+    fig.suptitle(f"end to end, T={cfg['T']} at {cfg['H']}x{cfg['W']}; " + ", ".join(r["device"] for r in gpu),
+                 fontsize=9)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)
+    return True
+
+
+def update_doc(doc: Path, block: str, begin: str = BEGIN, end: str = END) -> str:
+    """Replace (or add) the block between ``begin`` and ``end`` in ``doc``; returns the new text (also written)."""
     text = doc.read_text() if doc.exists() else DOC_TITLE
-    new_block = f"{BEGIN}\n{block.rstrip()}\n{END}"
-    pattern = re.compile(re.escape(BEGIN) + r".*?" + re.escape(END), re.S)
+    new_block = f"{begin}\n{block.rstrip()}\n{end}"
+    pattern = re.compile(re.escape(begin) + r".*?" + re.escape(end), re.S)
     if pattern.search(text):
         text = pattern.sub(lambda _: new_block, text, count=1)
     else:
@@ -313,24 +510,58 @@ def update_doc(doc: Path, block: str) -> str:
     return text
 
 
+def _relative(plot: Path, doc: Path) -> str:
+    try:
+        return Path(plot).resolve().relative_to(Path(doc).resolve().parent).as_posix()
+    except ValueError:
+        return str(plot)
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("results", nargs="*", type=Path, help="result JSON files (default: newest speed-*.json per device)")
+    ap.add_argument("results", nargs="*", type=Path,
+                    help="result JSON files (default: the newest speed-*.json and end_to_end-*.json per device)")
     ap.add_argument("--doc", type=Path, default=DOC)
-    ap.add_argument("--plot", type=Path, default=PLOT)
+    ap.add_argument("--plot", type=Path, default=PLOT, help="the speed suite's plot")
+    ap.add_argument("--e2e-plot", type=Path, default=E2E_PLOT, help="the end-to-end plot")
+    ap.add_argument("--blocks", nargs="+", choices=BLOCKS, default=list(BLOCKS), help="blocks to rewrite")
     args = ap.parse_args(argv)
-    paths = args.results or default_inputs()
-    if not paths:
-        print(f"no speed-suite results in {RESULTS_DIR} (run `make bench` first)", file=sys.stderr)
+    if args.results:
+        speed_paths, e2e_runs = [], []
+        for p in args.results:
+            runs = load_e2e_results(p)
+            e2e_runs += runs
+            try:
+                load_results(p)
+                speed_paths.append(p)
+            except ValueError:
+                if not runs:
+                    raise ValueError(f"{p}: neither speed-suite nor end-to-end results") from None
+        e2e_sources = [str(p) for p in args.results if load_e2e_results(p)]
+    else:
+        speed_paths = default_inputs()
+        e2e_files = default_e2e_inputs()
+        e2e_runs = [run for p in e2e_files for run in load_e2e_results(p)]
+        e2e_sources = [str(p) for p in e2e_files]
+    wrote = []
+    if "speed" in args.blocks:
+        if speed_paths:
+            runs = [load_results(p) for p in speed_paths]
+            make_plot(runs, args.plot)
+            update_doc(args.doc, render_block(runs, _relative(args.plot, args.doc)))
+            wrote.append(f"the speed block and {args.plot} from {', '.join(str(p) for p in speed_paths)}")
+        else:
+            print(f"no speed-suite results in {RESULTS_DIR} (run `make bench` first): speed block left as it is",
+                  file=sys.stderr)
+    if "end-to-end" in args.blocks:
+        plotted = make_e2e_plot(e2e_runs, args.e2e_plot)
+        update_doc(args.doc, render_e2e_block(e2e_runs, _relative(args.e2e_plot, args.doc) if plotted else None),
+                   E2E_BEGIN, E2E_END)
+        wrote.append("the end-to-end block" + (f" and {args.e2e_plot}" if plotted else " (no GPU results)")
+                     + (f" from {', '.join(e2e_sources)}" if e2e_sources else ""))
+    if not wrote:
         return 1
-    runs = [load_results(p) for p in paths]
-    make_plot(runs, args.plot)
-    try:
-        plot_name = Path(args.plot).resolve().relative_to(Path(args.doc).resolve().parent).as_posix()
-    except ValueError:
-        plot_name = str(args.plot)
-    update_doc(args.doc, render_block(runs, plot_name))
-    print(f"wrote {args.doc} and {args.plot} from {', '.join(str(p) for p in paths)}")
+    print(f"wrote {args.doc}: " + "; ".join(wrote))
     return 0
 
 

@@ -23,7 +23,9 @@ from .predictor import (
     _check_user_queries,
     autocast_context,
     build_model,
+    check_bucket,
     check_dtype,
+    compile_model_once,
     check_video_values,
     grid_queries,
     support_grid_queries,
@@ -50,7 +52,7 @@ class CoTrackerOnlinePredictor(nn.Module):
     dropped from the output, the visibility threshold is 0.9 and each point is placed exactly at its query.
 
     Args: as :class:`~cotracker_fast.predictor.CoTrackerPredictor` (``checkpoint``, ``model_name``, ``device``,
-    ``backend``, ``dtype``, ``iters``).
+    ``backend``, ``dtype``, ``iters``, ``compile``, ``compile_bucket``).
     """
 
     def __init__(
@@ -62,6 +64,8 @@ class CoTrackerOnlinePredictor(nn.Module):
         backend: ops.BackendSpec = None,
         dtype: Optional[torch.dtype] = None,
         iters: int = 6,
+        compile: bool = False,
+        compile_bucket: int = 64,
     ):
         super().__init__()
         self.support_grid_size = 6
@@ -69,6 +73,8 @@ class CoTrackerOnlinePredictor(nn.Module):
         self.iters = iters
         self.model, self.model_name = build_model(checkpoint, model_name, backend)
         self.interp_shape = tuple(self.model.config.model_resolution)  # (384, 512) for the official variants
+        self.compile = bool(compile)  # see CoTrackerPredictor: compile / compile_bucket
+        self.compile_bucket = check_bucket(compile_bucket)
         if device is not None:
             self.to(device)
         self.eval()
@@ -127,6 +133,8 @@ class CoTrackerOnlinePredictor(nn.Module):
         ``grid_query_frame`` (optionally restricted to ``segm_mask`` ``(1, 1, H, W)``), or neither and add queries
         later with :meth:`add_queries`. ``batch_size`` defaults to ``queries.shape[0]`` (or 1).
         """
+        if self.compile:
+            compile_model_once(self.model, self.compile_bucket)
         H, W = (int(v) for v in video_hw)
         if H < 1 or W < 1:
             raise ValueError(f"video_hw must be two positive sizes (H, W), got {video_hw}")

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import os
 import warnings
 from typing import Optional, Tuple
 
@@ -16,12 +17,22 @@ from torch import Tensor, nn
 
 from . import ops
 from .models.checkpoint import load_checkpoint
-from .models.cotracker import CoTracker, _check_video, warn_fractional_frames
-from .models.registry import create_model, model_name_from_checkpoint
+from .models.cotracker import CoTracker, SlidingWindowTracker, _check_video, _pad_frames, warn_fractional_frames
+from .models.registry import SHIPPED_MODEL, SHIPPED_WEIGHTS, create_model, model_name_from_checkpoint
 
 OFFICIAL_DEFAULT_CHECKPOINT = "cotracker/checkpoints/cotracker_stride_4_wind_8.pth"
 VISIBILITY_THRESHOLD = 0.9
 DENSE_GRID_SIZE = 30
+DENSE_MODES = ("official", "one_pass")
+#: Default largest number of points per model call in ``dense_mode="one_pass"``. Memory grows linearly with the chunk
+#: on the fast path (SDPA attention, local correlation) and quadratically with ``backend="reference"``, whose explicit
+#: space attention holds ``heads x S x chunk^2`` float32 scores per block (8 x 8 x 2048^2 x 4 bytes = 1.1 GB at S = 8).
+#: Compute also grows with it: by the FLOP model of ``benchmarks/baselines/flops.py`` (estimates, not measurements;
+#: 384x512, S = 8, 6 iterations, per point and window) a point costs 2.36 GFLOP in a 660-point call, 2.97 in a
+#: 2048-point call, 3.88 in a 4096-point call and 86 in one call over all 190,740 dense points of a 384x512 video,
+#: against 2.99 in the official mode (660-point lattices, 0.63 of it re-encoding the frames for every lattice). 2048
+#: matches the official mode's estimate with 3x larger calls and one encoder pass.
+DEFAULT_DENSE_CHUNK = 2048
 
 
 def get_points_on_a_grid(
@@ -118,8 +129,47 @@ def untrained_model_warning(model_name: str) -> None:
     )
 
 
+def check_bucket(bucket) -> int:
+    if isinstance(bucket, bool) or not isinstance(bucket, int) or bucket < 1:
+        raise ValueError(f"compile_bucket must be an int >= 1 (tracks per bucket), got {bucket!r}")
+    return bucket
+
+
+def compile_model_once(model: CoTracker, bucket: int) -> None:
+    """Compile ``model``'s window step if not done yet (CUDA graphs via ``reduce-overhead`` on a GPU)."""
+    if getattr(model, "_compiled_window", None) is None:
+        on_gpu = next(model.parameters()).is_cuda
+        model.compile_window(bucket=bucket, mode="reduce-overhead" if on_gpu else "default", dynamic=False)
+
+
+def is_untrained(checkpoint: Optional[str], model_name: Optional[str]) -> bool:
+    """Whether :func:`build_model` gives random weights for these arguments."""
+    return checkpoint is None and model_name not in (None, SHIPPED_MODEL)
+
+
 def build_model(checkpoint: Optional[str], model_name: Optional[str], backend) -> Tuple[CoTracker, str]:
-    """Build the model a checkpoint implies (or ``model_name``) and load the weights; None = random weights."""
+    """Build the model a checkpoint implies (or ``model_name``) and load its weights.
+
+    * ``checkpoint`` a file: that file (the variant from its name, or ``model_name``).
+    * ``checkpoint=None`` with no ``model_name`` (or the shipped variant's name): the weights shipped in the package
+      (:data:`~cotracker_fast.models.registry.SHIPPED_MODEL`, trained on procedural clips; see docs/ACCURACY.md).
+    * the official default path ``cotracker/checkpoints/cotracker_stride_4_wind_8.pth`` when that file does not
+      exist (and no ``model_name``): the shipped weights, with a warning that says so.
+    * ``checkpoint=None`` with another ``model_name``: random weights, with a warning.
+    """
+    if checkpoint == OFFICIAL_DEFAULT_CHECKPOINT and model_name is None and not os.path.isfile(checkpoint):
+        warnings.warn(
+            f"the official checkpoint {checkpoint!r} does not exist here: using the weights shipped with "
+            f"cotracker_fast ({SHIPPED_MODEL}, trained on synthetic clips; see docs/ACCURACY.md). Pass checkpoint=... "
+            "to use the official weights.",
+            UserWarning,
+            stacklevel=3,
+        )
+        checkpoint = None
+    if checkpoint is None and model_name in (None, SHIPPED_MODEL):
+        if not os.path.isfile(SHIPPED_WEIGHTS):
+            raise FileNotFoundError(f"the shipped weights {SHIPPED_WEIGHTS!r} are missing (a broken installation)")
+        checkpoint, model_name = SHIPPED_WEIGHTS, SHIPPED_MODEL
     name = model_name or model_name_from_checkpoint(checkpoint)
     model = create_model(name, backend=backend)
     if checkpoint is None:
@@ -135,7 +185,9 @@ class CoTrackerPredictor(nn.Module):
     Args:
         checkpoint: official ``cotracker_stride_{4,8}_wind_{8,12,16}.pth`` (flat or under ``"model"``) or our
             ``.safetensors``. The variant comes from the file's base name, as in the official builder, unless
-            ``model_name`` is given. ``None`` builds a randomly initialised model (with a warning).
+            ``model_name`` is given. ``None`` (or the official default path where that file does not exist) uses
+            the weights shipped in the package; ``None`` with an official ``model_name`` builds a randomly
+            initialised model (with a warning). See :func:`build_model`.
         model_name: explicit variant (see :func:`cotracker_fast.models.registry.list_models`).
         device: where to run (default: stay on the CPU until ``.to()``, as the official predictor).
         backend: ops backend, see :mod:`cotracker_fast.ops.backend` (default automatic).
@@ -143,7 +195,27 @@ class CoTrackerPredictor(nn.Module):
             network under autocast.
         iters: refinement iterations per window (official: 6).
         dense_batch_size: in dense mode, how many of the offset lattices run as one batch (the official code runs
-            them one by one; a batch gives the same tracks, up to float summation order).
+            them one by one; a batch gives the same tracks, up to float summation order). Only used with
+            ``dense_mode="official"``.
+        dense_mode: how dense mode (neither ``queries`` nor ``grid_size``) tracks its ``step^2`` offset lattices
+            (``step = W // 30``):
+
+            * ``"official"`` (default): one pass per lattice, as the official code (bit-compatible with it).
+            * ``"one_pass"``: all lattice points together, in as few model calls as ``dense_chunk`` allows, with
+              the frames encoded once for all calls. Same output layout (shapes and point order) as
+              ``"official"``, but **not the same tracks**: points attend to the points of the other lattices in
+              their call, so this is a different estimator, not bit-identical to the official one. It is meant to
+              be faster on a GPU (one encoder pass instead of ``step^2``, fewer and larger calls); that is not
+              measured yet. With ``step == 1`` (videos 30 to 59 pixels wide) there is one lattice and both modes
+              make the same call.
+        dense_chunk: ``dense_mode="one_pass"`` tracks at most this many points per model call (default
+            :data:`DEFAULT_DENSE_CHUNK` = 2048, see there for the memory and compute trade-off); chunk ``k`` holds
+            points ``[k * dense_chunk, (k + 1) * dense_chunk)`` of the lattice order and gets the tracks that a
+            separate model call on those points gives. A 384x512 video has ``17^2 * 660 = 190,740`` dense points.
+        compile: ``torch.compile`` the window step on the first call (:meth:`CoTracker.compile_window`: tracks
+            padded to buckets of ``compile_bucket``; CUDA graphs via ``mode="reduce-overhead"`` on GPUs). Same tracks
+            up to float summation order; the first call pays the compile time.
+        compile_bucket: track-count bucket of the compiled step (a new bucket compiles once more).
     """
 
     def __init__(
@@ -156,17 +228,29 @@ class CoTrackerPredictor(nn.Module):
         dtype: Optional[torch.dtype] = None,
         iters: int = 6,
         dense_batch_size: int = 1,
+        dense_mode: str = "official",
+        dense_chunk: int = DEFAULT_DENSE_CHUNK,
+        compile: bool = False,
+        compile_bucket: int = 64,
     ):
         super().__init__()
-        self.interp_shape = (384, 512)
         self.support_grid_size = 6
         if dense_batch_size < 1:
             raise ValueError(f"dense_batch_size must be >= 1, got {dense_batch_size}")
+        if dense_mode not in DENSE_MODES:
+            raise ValueError(f"dense_mode must be one of {DENSE_MODES}, got {dense_mode!r}")
+        if isinstance(dense_chunk, bool) or not isinstance(dense_chunk, int) or dense_chunk < 1:
+            raise ValueError(f"dense_chunk must be an int >= 1 (points per model call), got {dense_chunk!r}")
         self.dtype = check_dtype(dtype)
         self.iters = iters
         self.dense_batch_size = dense_batch_size
+        self.dense_mode = dense_mode
+        self.dense_chunk = dense_chunk
         model, self.model_name = build_model(checkpoint, model_name, backend)
         self.model = model
+        self.interp_shape = tuple(model.config.model_resolution)  # (384, 512) for the official variants
+        self.compile = bool(compile)
+        self.compile_bucket = check_bucket(compile_bucket)
         if device is not None:
             self.to(device)
         self.eval()
@@ -197,7 +281,8 @@ class CoTrackerPredictor(nn.Module):
             backward_tracking: also track the time-reversed video and fill the frames before each point's first
                 window with the backward tracks.
 
-        With neither ``queries`` nor ``grid_size``, dense mode tracks every ``W // 30``-th pixel.
+        With neither ``queries`` nor ``grid_size``, dense mode tracks every pixel on ``step^2`` offset lattices
+        (``step = W // 30``): one pass per lattice, or all together with ``dense_mode="one_pass"``.
 
         Returns:
             ``tracks`` ``(B, T, N, 2)`` (x, y) in pixels of ``video`` and ``visibilities`` ``(B, T, N)`` bool
@@ -205,6 +290,8 @@ class CoTrackerPredictor(nn.Module):
         """
         _check_video(video, "video")
         check_video_values(video, "video")
+        if self.compile:
+            compile_model_once(self.model, self.compile_bucket)
         B, T, _, H, W = video.shape
         if not isinstance(grid_size, int) or grid_size < 0:
             raise ValueError(f"grid_size must be a non-negative int, got {grid_size!r}")
@@ -256,39 +343,102 @@ class CoTrackerPredictor(nn.Module):
         out = F.interpolate(video.reshape(B * T, C, H, W), self.interp_shape, mode="bilinear", align_corners=False)
         return out.reshape(B, T, C, *self.interp_shape)
 
-    def _run_model(self, video: Tensor, queries: Tensor) -> Tuple[Tensor, Tensor]:
+    def _run_model(self, video: Tensor, queries: Tensor, chunk: Optional[int] = None) -> Tuple[Tensor, Tensor]:
+        """Model call: ``video`` ``(B, T, 3, ih, iw)``, ``queries`` ``(B, N, 3)`` in working pixels ->
+        tracks ``(B, T, N, 2)`` working pixels and visibility probabilities ``(B, T, N)``, float32.
+
+        With ``chunk < N`` the points are split into consecutive chunks of at most ``chunk`` points, each tracked
+        as by its own model call, but the frames are encoded once per window for all chunks
+        (:meth:`_run_model_chunked`)."""
         with autocast_context(self.device, self.dtype):
-            tracks, _, vis, _ = self.model(video, queries, iters=self.iters)
+            if chunk is not None and queries.shape[1] > chunk:
+                tracks, vis = self._run_model_chunked(video, queries, chunk)
+            else:
+                tracks, _, vis, _ = self.model(video, queries, iters=self.iters)
         return tracks.float(), vis.float()
+
+    def _run_model_chunked(self, video: Tensor, queries: Tensor, chunk: int) -> Tuple[Tensor, Tensor]:
+        """``CoTracker.forward`` on each chunk of ``chunk`` consecutive points, with shared feature maps.
+
+        Drives one :class:`SlidingWindowTracker` per chunk through the official window schedule; each window's new
+        frames are encoded once and handed to every chunk, so the chunks' tracks equal separate model calls while
+        the encoder runs once. Peak memory: one window of feature maps plus one chunk's working set (the per-point
+        state of all chunks is O(N)). Returns tracks ``(B, T, N, 2)`` pixels and visibility probabilities
+        ``(B, T, N)``.
+        """
+        model = self.model
+        _check_video(video, "video")
+        B, T = video.shape[:2]
+        S, step = model.window_len, model.config.window_step
+        trackers, traj, vis = [], [], []
+        for lo in range(0, queries.shape[1], chunk):
+            tracker = SlidingWindowTracker(model, B, self.iters, video.device)
+            tracker.add_queries(queries[:, lo : lo + chunk])
+            trackers.append(tracker)
+            traj.append(video.new_zeros(B, T, tracker.num_tracks, 2))
+            vis.append(video.new_zeros(B, T, tracker.num_tracks))
+        ind = 0
+        while ind < T - step:  # the schedule of CoTracker.forward
+            first = ind if ind == 0 else ind + step
+            fmaps = model.encode(_pad_frames(video[:, first : ind + S], ind + S - first))
+            for tracker, t_c, v_c in zip(trackers, traj, vis):
+                out = tracker.run_window(None, min(S, T - ind), new_fmaps=fmaps)
+                if out is not None:
+                    out.write_into(t_c, v_c)
+            ind += step
+        return torch.cat(traj, 2), torch.sigmoid(torch.cat(vis, 2))
+
+    def _dense_queries(self, H: int, W: int, query_frame: int, device) -> Tuple[Tensor, int]:
+        """Every point of the dense mode, in the official output order: ``(step^2 * n, 3)`` rows ``(t, x, y)`` in
+        pixels of the ``H x W`` video, lattice by lattice (offset ``o`` = ``(o % step, o // step)`` pixels, for
+        ``o = 0 .. step^2 - 1``), each lattice row-major with ``n = (W // step) * (H // step)`` points spaced
+        ``step = W // 30`` pixels apart. Returns the rows and ``n``."""
+        step = W // DENSE_GRID_SIZE
+        if step < 1:
+            raise ValueError(f"dense mode needs a video at least {DENSE_GRID_SIZE} pixels wide, got W={W}")
+        gw, gh = W // step, H // step
+        if gh < 1:
+            raise ValueError(f"dense mode needs a video at least {step} pixels high for W={W}, got H={H}")
+        base_x = torch.arange(gw, device=device).repeat(gh).float() * step
+        base_y = torch.arange(gh, device=device).repeat_interleave(gw).float() * step
+        q = torch.stack(
+            [
+                torch.stack([torch.full_like(base_x, float(query_frame)), base_x + o % step, base_y + o // step], -1)
+                for o in range(step * step)
+            ]
+        )  # (step^2, n, 3)
+        return q.reshape(-1, 3), base_x.shape[0]
 
     def _compute_dense_tracks(self, video: Tensor, grid_query_frame: int, backward_tracking: bool):
         from tqdm.auto import tqdm
 
         B, T, _, H, W = video.shape
+        all_q, n = self._dense_queries(H, W, grid_query_frame, video.device)
+        small = self._resize(video)  # once for all lattices
+        if self.dense_mode == "one_pass":
+            return self._compute_sparse_tracks(
+                small,
+                all_q[None].expand(B, -1, -1),
+                None,
+                0,
+                add_support_grid=False,  # the official dense passes add no support grid either
+                backward_tracking=backward_tracking,
+                orig_hw=(H, W),
+                chunk=self.dense_chunk,
+            )
         step = W // DENSE_GRID_SIZE
-        if step < 1:
-            raise ValueError(f"dense mode needs a video at least {DENSE_GRID_SIZE} pixels wide, got W={W}")
-        gw, gh = W // step, H // step
-        base_x = torch.arange(gw, device=video.device).repeat(gh).float() * step
-        base_y = torch.arange(gh, device=video.device).repeat_interleave(gw).float() * step
         offsets = list(range(step * step))
+        lattices = all_q.reshape(len(offsets), n, 3)
         tracks, vis = [], []
         chunk = self.dense_batch_size
-        small = self._resize(video)  # once for all lattices
         for first in tqdm(range(0, len(offsets), chunk), desc="dense lattices", unit="batch", disable=None):
             group = offsets[first : first + chunk]
-            q = torch.stack(
-                [
-                    torch.stack([torch.full_like(base_x, grid_query_frame), base_x + o % step, base_y + o // step], -1)
-                    for o in group
-                ]
-            )  # (G, n, 3)
+            q = lattices[first : first + chunk]  # (G, n, 3)
             vids = small if len(group) == 1 else small.repeat_interleave(len(group), dim=0)  # sample-major
             qs = q.repeat(B, 1, 1)
             t, v = self._compute_sparse_tracks(
                 vids, qs, None, 0, add_support_grid=False, backward_tracking=backward_tracking, orig_hw=(H, W)
             )
-            n = base_x.shape[0]
             tracks.append(t.reshape(B, len(group), T, n, 2).permute(0, 2, 1, 3, 4).reshape(B, T, -1, 2))
             vis.append(v.reshape(B, len(group), T, n).permute(0, 2, 1, 3).reshape(B, T, -1))
         return torch.cat(tracks, 2), torch.cat(vis, 2)
@@ -303,9 +453,11 @@ class CoTrackerPredictor(nn.Module):
         grid_query_frame: int = 0,
         backward_tracking: bool = False,
         orig_hw: Optional[Tuple[int, int]] = None,
+        chunk: Optional[int] = None,
     ):
         """Official sparse path. ``orig_hw`` given: ``video`` is already resized to ``interp_shape`` and
-        ``orig_hw`` is the (H, W) that queries and outputs refer to."""
+        ``orig_hw`` is the (H, W) that queries and outputs refer to. ``chunk``: at most this many points per model
+        call (see :meth:`_run_model`; None: one call)."""
         B, T = video.shape[:2]
         ih, iw = self.interp_shape
         if orig_hw is None:
@@ -324,9 +476,9 @@ class CoTrackerPredictor(nn.Module):
             sup = support_grid_queries(self.support_grid_size, self.interp_shape, B, video.device)
             queries = torch.cat([queries, sup], dim=1)
 
-        tracks, vis = self._run_model(video, queries)
+        tracks, vis = self._run_model(video, queries, chunk)
         if backward_tracking:
-            tracks, vis = self._compute_backward_tracks(video, queries, tracks, vis)
+            tracks, vis = self._compute_backward_tracks(video, queries, tracks, vis, chunk)
         tracks, vis = tracks[:, :, :n_user], vis[:, :, :n_user]
         vis = vis > VISIBILITY_THRESHOLD
 
@@ -342,11 +494,13 @@ class CoTrackerPredictor(nn.Module):
         tracks[..., 1] *= H / float(ih)
         return tracks, vis
 
-    def _compute_backward_tracks(self, video: Tensor, queries: Tensor, tracks: Tensor, vis: Tensor):
+    def _compute_backward_tracks(
+        self, video: Tensor, queries: Tensor, tracks: Tensor, vis: Tensor, chunk: Optional[int] = None
+    ):
         T = video.shape[1]
         inv_queries = queries.clone()
         inv_queries[:, :, 0] = T - 1 - inv_queries[:, :, 0]
-        inv_tracks, inv_vis = self._run_model(video.flip(1), inv_queries)
+        inv_tracks, inv_vis = self._run_model(video.flip(1), inv_queries, chunk)
         inv_tracks, inv_vis = inv_tracks.flip(1), inv_vis.flip(1)
         missing = tracks == 0  # frames before a point's first window hold exactly (0, 0)
         tracks = torch.where(missing, inv_tracks, tracks)

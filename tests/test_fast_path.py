@@ -124,3 +124,48 @@ def test_fast_preset_names_the_gpu_kernels(monkeypatch):
         ops.resolve("attention", None, x.device, x.dtype)
     monkeypatch.delenv("COTRACKER_FAST_BACKEND")
     assert ops.resolve("attention", "auto", x.device, x.dtype)[0] == "torch"
+
+
+@pytest.mark.parametrize("online", [False, True])
+def test_predictor_compile_option(make_predictor, monkeypatch, online):
+    """compile=True compiles the window step once, on the first call (inductor on CPU is swapped for aot_eager
+    here to keep the test fast; the GPU tests run inductor), and gives the eager predictor's tracks."""
+    from cotracker_fast.models.cotracker import CoTracker
+    from cotracker_fast.online import CoTrackerOnlinePredictor
+
+    calls = []
+    real = CoTracker.compile_window
+
+    def fake(self, bucket=64, **kw):
+        calls.append((bucket, kw.get("mode")))
+        real(self, bucket=bucket, backend="aot_eager", dynamic=False)
+
+    monkeypatch.setattr(CoTracker, "compile_window", fake)
+    cls = CoTrackerOnlinePredictor if online else None
+    eager, comp = make_predictor(cls), make_predictor(cls, compile=True, compile_bucket=16)
+    for p in (eager, comp):
+        tame_random_weights_(p.model)
+    video = _video(T=10)
+    q = QUERIES.clone()
+    torch._dynamo.reset()
+    try:
+        if online:
+            outs = []
+            for p in (eager, comp):
+                p.start(video.shape[-2:], q)
+                p.step(video)
+                outs.append(p.finish()[0])
+            a, b = outs
+        else:
+            a, b = eager(video, q)[0], comp(video, q)[0]
+            comp(video, q)
+    finally:
+        comp.model.uncompile_window()
+        torch._dynamo.reset()
+    assert calls == [(16, "default")]
+    torch.testing.assert_close(a, b, atol=1e-4, rtol=0)
+
+
+def test_predictor_compile_bucket_checked(make_predictor):
+    with pytest.raises(ValueError, match="compile_bucket"):
+        make_predictor(compile=True, compile_bucket=0)
