@@ -33,28 +33,20 @@ ones into the end-to-end block of ``docs/PERFORMANCE.md`` and ``docs/performance
 """
 from __future__ import annotations
 
-import datetime
-import functools
 import inspect
-import json
-import os
 import platform
-import subprocess
 import time
 import warnings
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, Dict, List, Optional
+from dataclasses import dataclass
+from typing import Any, Dict, Optional
 
 import pytest
 import torch
 
+from benchmarks._common import Recorder, device_name, git_commit, save_all, sync
 from benchmarks.baselines import flops as F
 from cotracker_fast.models.registry import get_config
 from cotracker_fast.predictor import CoTrackerPredictor
-
-ROOT = Path(__file__).resolve().parents[1]
-RESULTS_DIR = ROOT / "benchmarks" / "results"
 
 MODELS = ("cotracker_stride_4_wind_8", "cotracker_stride_4_wind_12", "cotracker_stride_8_wind_16")
 CONFIGS = {
@@ -111,28 +103,6 @@ METHODS: Dict[str, Method] = {
 
 
 # ------------------------------------------------------------------------------------------------ harness
-def _git_commit() -> Dict[str, Any]:
-    try:
-        sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True, timeout=10)
-        dirty = subprocess.run(["git", "status", "--porcelain"], cwd=ROOT, capture_output=True, text=True, timeout=10)
-        return {"commit": sha.stdout.strip() or None, "dirty": bool(dirty.stdout.strip())}
-    except (OSError, subprocess.SubprocessError):
-        return {"commit": None, "dirty": None}
-
-
-@functools.lru_cache(maxsize=None)
-def _device_name(kind: str) -> str:
-    if kind == "cuda":
-        return torch.cuda.get_device_name(0)
-    try:
-        import cpuinfo  # py-cpuinfo, a pytest-benchmark dependency
-
-        cpu = cpuinfo.get_cpu_info().get("brand_raw")
-    except Exception:
-        cpu = None
-    return f"CPU: {cpu or platform.processor() or 'unknown'} ({os.cpu_count()} cores)"
-
-
 def _inputs(cfg: dict, N: int, device) -> tuple:
     """Random video ``(1, T, 3, H, W)`` RGB 0..255 and ``(1, N, 3)`` queries at frame 0, uniform in the frame."""
     T, H, W = cfg["T"], cfg["H"], cfg["W"]
@@ -152,36 +122,27 @@ def flops_estimate(method: Method, model_name: str, cfg: dict, N: int) -> float:
     )
 
 
-class _Recorder:
-    """One record per case; written to ``benchmarks/results/`` when ``COTRACKER_BENCH_SAVE`` is set."""
+class _Recorder(Recorder):
+    """The end-to-end suite's records of one device kind (see :class:`benchmarks._common.Recorder`)."""
 
-    def __init__(self, kind: str):
-        self.kind = kind
-        self.records: List[dict] = []
+    suite = "end_to_end"
 
-    def save(self) -> Optional[Path]:
-        if not os.environ.get("COTRACKER_BENCH_SAVE") or not self.records:
-            return None
-        device = _device_name(self.kind)
-        slug = f"cpu-{os.cpu_count()}core" if self.kind == "cpu" else device.lower().replace(" ", "-")
-        out = {
-            "suite": "end_to_end",
-            "created": datetime.datetime.now().isoformat(timespec="seconds"),
+    def environment(self) -> Dict[str, Any]:
+        return {
             "device_kind": self.kind,
-            "device": device,
+            "device": device_name(self.kind),
             "torch": torch.__version__,
             "cuda": torch.version.cuda,
             "python": platform.python_version(),
-            **_git_commit(),
-            "config": {**CONFIGS[self.kind], "iters": ITERS, "support_grid": SUPPORT_GRID,
-                       "floor_flops_per_s": H100_BF16_DENSE_FLOPS},
-            "methods": {k: {"label": m.label, "notes": m.notes} for k, m in METHODS.items()},
-            "results": self.records,
+            **git_commit(),
         }
-        RESULTS_DIR.mkdir(parents=True, exist_ok=True)
-        path = RESULTS_DIR / f"end_to_end-{slug}-{datetime.date.today().isoformat()}.json"
-        path.write_text(json.dumps(out, indent=2) + "\n")
-        return path
+
+    def config(self) -> Dict[str, Any]:
+        return {**CONFIGS[self.kind], "iters": ITERS, "support_grid": SUPPORT_GRID,
+                "floor_flops_per_s": H100_BF16_DENSE_FLOPS}
+
+    def methods(self) -> Dict[str, Method]:
+        return METHODS
 
 
 _RECORDERS: Dict[str, _Recorder] = {}
@@ -191,19 +152,8 @@ _PREDICTORS: Dict[tuple, CoTrackerPredictor] = {}
 @pytest.fixture(scope="module")
 def recorder():
     yield _RECORDERS
-    for rec in _RECORDERS.values():
-        path = rec.save()
-        if path is not None:
-            print(f"\nend-to-end results written to {path}")
+    save_all(_RECORDERS, "end-to-end")
     _PREDICTORS.clear()
-
-
-@pytest.fixture(scope="module")
-def cpu_threads():
-    old = torch.get_num_threads()
-    torch.set_num_threads(int(os.environ.get("COTRACKER_BENCH_THREADS", "1")))
-    yield torch.get_num_threads()
-    torch.set_num_threads(old)
 
 
 def _predictor(method: Method, model_name: str, device: torch.device, hw: tuple) -> CoTrackerPredictor:
@@ -221,11 +171,6 @@ def _predictor(method: Method, model_name: str, device: torch.device, hw: tuple)
     return _PREDICTORS[key]
 
 
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
 def _run_case(benchmark, recorder, kind: str, method_key: str, model_name: str, N: int) -> None:
     method, cfg, device = METHODS[method_key], CONFIGS[kind], torch.device(kind)
     rec = recorder.setdefault(kind, _Recorder(kind))
@@ -239,11 +184,11 @@ def _run_case(benchmark, recorder, kind: str, method_key: str, model_name: str, 
 
     def call():
         last["out"] = p(video, queries)
-        _sync(device)
+        sync(device)
 
     try:
         p = _predictor(method, model_name, device, (cfg["H"], cfg["W"]))
-        _sync(device)
+        sync(device)
         t0 = time.perf_counter()
         call()  # warm-up: kernel choices, compilation, capture
         warmup_s = time.perf_counter() - t0
@@ -270,10 +215,10 @@ def _run_case(benchmark, recorder, kind: str, method_key: str, model_name: str, 
         "rounds": cfg["rounds"],
         "peak_mem_GB": peak,
         "flops_estimate": est,
-        "device": _device_name(kind),
+        "device": device_name(kind),
         "torch": torch.__version__,
         "threads": torch.get_num_threads(),
-        **_git_commit(),
+        **git_commit(),
     }
     stats = getattr(getattr(benchmark, "stats", None), "stats", None)
     if stats is not None:  # None under --benchmark-disable

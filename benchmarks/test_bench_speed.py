@@ -26,26 +26,19 @@ entry.
 """
 from __future__ import annotations
 
-import datetime
-import json
 import os
-import platform
-import subprocess
 import time
 import warnings
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any, Callable, Dict, Optional
 
 import pytest
 import torch
 
+from benchmarks._common import Recorder, device_info, device_name, git_commit, save_all, sync
 from benchmarks.baselines import flops as F
 from benchmarks.baselines import pips as P
 from benchmarks.baselines import raft as R
-
-ROOT = Path(__file__).resolve().parents[1]
-RESULTS_DIR = ROOT / "benchmarks" / "results"
 
 CONFIGS = {
     "cuda": dict(T=48, H=384, W=512, Ns=[16, 64, 256, 1024, 2500, 4096], rounds=3),
@@ -112,16 +105,21 @@ def _cotracker(key: str, label: str, notes: str, **predictor_kw) -> Method:
     return Method(key, label, build, run, flops, notes=notes)
 
 
-def _pips_model(full_res_corr: bool):
+def _pips(key: str, label: str, track: Callable, full_res_corr: bool, notes: str, **method_kw) -> Method:
+    """PIPs (random weights, seed 0) chained over the video by ``track`` (a ``pips.track_pips_*`` function); the FLOP
+    estimate counts the windows and encoded frames the run reports."""
+
     def build(device):
         torch.manual_seed(0)
         return P.Pips(stride=4, full_res_corr=full_res_corr).eval().to(device)
 
-    return build
+    def run(model, video, queries):
+        return track(model, video, queries, iters=ITERS)
 
+    def flops(cfg, _queries, result):
+        return F.pips_flops(result.point_windows, result.encoded_frames, cfg["H"], cfg["W"], iters=ITERS)
 
-def _pips_flops(cfg, _queries, result):
-    return F.pips_flops(result.point_windows, result.encoded_frames, cfg["H"], cfg["W"], iters=ITERS)
+    return Method(key, label, build, run, flops, notes=notes, **method_kw)
 
 
 def _raft(updates: int) -> Method:
@@ -165,21 +163,19 @@ METHODS: Dict[str, Method] = {
             "backend='auto' (local correlation, SDPA), fp32",
             backend="auto",
         ),
-        Method(
+        _pips(
             "pips-batched",
             "PIPs, batched chaining (7-frame advance)",
-            _pips_model(full_res_corr=False),
-            lambda m, v, q: P.track_pips_batched(m, v, q, iters=ITERS),
-            _pips_flops,
+            P.track_pips_batched,
+            full_res_corr=False,
             notes="all points of a query frame share 8-frame windows advancing 7 frames; every frame encoded once; "
             "training-only full-resolution correlation maps off",
         ),
-        Method(
+        _pips(
             "pips-per-point",
             "PIPs, official per-point chaining",
-            _pips_model(full_res_corr=True),
-            lambda m, v, q: P.track_pips_per_point(m, v, q, iters=ITERS),
-            _pips_flops,
+            P.track_pips_per_point,
+            full_res_corr=True,
             # N points x ~T/advance windows x 8 encoded frames each: linear in N with a large constant
             max_n={"cpu": 16, "cuda": 256},
             warmup_points=lambda n, kind: 1,  # every window holds one point: one point warms up every shape
@@ -194,41 +190,6 @@ METHODS: Dict[str, Method] = {
 
 
 # ------------------------------------------------------------------------------------------------ harness
-def _git_commit() -> Dict[str, Any]:
-    try:
-        sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True, timeout=10)
-        dirty = subprocess.run(["git", "status", "--porcelain"], cwd=ROOT, capture_output=True, text=True, timeout=10)
-        return {"commit": sha.stdout.strip() or None, "dirty": bool(dirty.stdout.strip())}
-    except (OSError, subprocess.SubprocessError):
-        return {"commit": None, "dirty": None}
-
-
-def _cpu_name() -> str:
-    try:
-        import cpuinfo  # py-cpuinfo, a pytest-benchmark dependency
-
-        return cpuinfo.get_cpu_info().get("brand_raw") or platform.processor()
-    except Exception:
-        return platform.processor() or "unknown CPU"
-
-
-def _device_info(kind: str) -> Dict[str, Any]:
-    info = {
-        "device_kind": kind,
-        "torch": torch.__version__,
-        "python": platform.python_version(),
-        "cpu": _cpu_name(),
-        "cpu_count": os.cpu_count(),
-        **_git_commit(),
-    }
-    if kind == "cuda":
-        info["device"] = torch.cuda.get_device_name(0)
-        info["cuda"] = torch.version.cuda
-    else:
-        info["device"] = f"CPU: {info['cpu']} ({os.cpu_count()} cores)"
-    return info
-
-
 def _inputs(cfg: dict, N: int, device) -> tuple:
     """Random video ``(T, 3, H, W)`` in 0..255 and TAP-Vid-like queries ``(N, 3)``: half at frame 0, the rest on
     random frames of the first half of the video, positions uniform in the frame."""
@@ -241,32 +202,20 @@ def _inputs(cfg: dict, N: int, device) -> tuple:
     return video.to(device), torch.cat([t[:, None], xy], 1).to(device)
 
 
-class _Recorder:
-    """Collects one record per case; written to ``benchmarks/results/`` when ``COTRACKER_BENCH_SAVE`` is set."""
+class _Recorder(Recorder):
+    """The speed suite's records of one device kind (see :class:`benchmarks._common.Recorder`)."""
 
-    def __init__(self, kind: str):
-        self.kind = kind
-        self.records: List[dict] = []
+    suite = "speed"
 
-    def save(self) -> Optional[Path]:
-        if not os.environ.get("COTRACKER_BENCH_SAVE") or not self.records:
-            return None
-        info = _device_info(self.kind)
-        date = datetime.date.today().isoformat()
-        slug = f"cpu-{os.cpu_count()}core" if self.kind == "cpu" else info["device"].lower().replace(" ", "-")
-        out = {
-            "suite": "speed",
-            "created": datetime.datetime.now().isoformat(timespec="seconds"),
-            **info,
-            "threads": max((r.get("threads") or 0 for r in self.records), default=None) or None,
-            "config": {**CONFIGS[self.kind], "iters": ITERS, "support_grid": SUPPORT_GRID},
-            "methods": {k: {"label": m.label, "notes": m.notes} for k, m in METHODS.items()},
-            "results": self.records,
-        }
-        RESULTS_DIR.mkdir(parents=True, exist_ok=True)
-        path = RESULTS_DIR / f"speed-{slug}-{date}.json"
-        path.write_text(json.dumps(out, indent=2) + "\n")
-        return path
+    def environment(self) -> Dict[str, Any]:
+        threads = max((r.get("threads") or 0 for r in self.records), default=None) or None
+        return {**device_info(self.kind), "threads": threads}
+
+    def config(self) -> Dict[str, Any]:
+        return {**CONFIGS[self.kind], "iters": ITERS, "support_grid": SUPPORT_GRID}
+
+    def methods(self) -> Dict[str, Method]:
+        return METHODS
 
 
 _RECORDERS: Dict[str, _Recorder] = {}
@@ -275,18 +224,7 @@ _RECORDERS: Dict[str, _Recorder] = {}
 @pytest.fixture(scope="module")
 def recorder():
     yield _RECORDERS
-    for rec in _RECORDERS.values():
-        path = rec.save()
-        if path is not None:
-            print(f"\nspeed-suite results written to {path}")
-
-
-@pytest.fixture(scope="module")
-def cpu_threads():
-    old = torch.get_num_threads()
-    torch.set_num_threads(int(os.environ.get("COTRACKER_BENCH_THREADS", "1")))
-    yield torch.get_num_threads()
-    torch.set_num_threads(old)
+    save_all(_RECORDERS, "speed-suite")
 
 
 _RUNNERS: Dict[tuple, list] = {}
@@ -299,11 +237,6 @@ def _runner(method: Method, device: torch.device) -> list:
         _RUNNERS.clear()
         _RUNNERS[key] = [method.build(device), False]
     return _RUNNERS[key]
-
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
 
 
 def _run_case(benchmark, recorder, kind: str, method_key: str, N: int) -> None:
@@ -327,11 +260,11 @@ def _run_case(benchmark, recorder, kind: str, method_key: str, N: int) -> None:
     wq = queries[: method.warmup_points(N, kind)]
     warmup_s = 0.0
     if kind == "cuda" or not entry[1]:
-        _sync(device)
+        sync(device)
         t0 = time.perf_counter()
         with torch.no_grad():
             method.run(runner, video, wq)
-        _sync(device)
+        sync(device)
         warmup_s = time.perf_counter() - t0
         entry[1] = True
 
@@ -340,7 +273,7 @@ def _run_case(benchmark, recorder, kind: str, method_key: str, N: int) -> None:
     def call():
         with torch.no_grad():
             last["result"] = method.run(runner, video, queries)
-        _sync(device)
+        sync(device)
 
     if kind == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
@@ -358,11 +291,11 @@ def _run_case(benchmark, recorder, kind: str, method_key: str, N: int) -> None:
         "warmup_s": warmup_s,
         "warmup_points": int(wq.shape[0]) if warmup_s else 0,
         "rounds": rounds,
-        "device": _device_info(kind)["device"],
+        "device": device_name(kind),
         "torch": torch.__version__,
         "threads": torch.get_num_threads(),
         "load_avg_1min_before": load_before,
-        **_git_commit(),
+        **git_commit(),
     }
     result = last["result"]
     if isinstance(result, P.ChainResult):

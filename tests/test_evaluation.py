@@ -47,6 +47,16 @@ def test_batched_single_point_equals_one_by_one(model, batch_size):
     assert torch.all(a[0][5:, 8] != 0) and torch.all(a[0][:, 6:8] == 0)
 
 
+def test_track_from_features_zeroes_frames_past_each_crop(model):
+    video = _video()
+    fmaps = protocols.encode_video(model, video)
+    q = torch.tensor([[[0.0, 10, 12]], [[0.0, 40, 30]]])
+    tr, vi = protocols.track_from_features(model, fmaps, q, 1, starts=torch.tensor([0, 5]))
+    assert tr.shape == (2, 14, 1, 2)
+    assert torch.all(tr[1, 9:] == 0) and torch.all(vi[1, 9:] == 0)  # crop of sample 1: 9 frames
+    assert torch.all(tr[1, :9] != 0) and torch.all(tr[0] != 0)
+
+
 def test_track_from_features_rejects_bad_starts(model):
     fmaps = torch.zeros(1, 10, 128, 16, 24)
     q = torch.zeros(2, 3, 3)

@@ -48,6 +48,8 @@ def test_compiled_bucketed_window_equals_eager(model):
             out = model(video, QUERIES, iters=2)
         finally:
             model.uncompile_window()
+    # Measured: bit-identical on this CPU. The padded path masks attention keys, which other SDPA kernels (other
+    # CPUs, GPUs) may sum in another order, so the bound is the float-order one used across the suite.
     torch.testing.assert_close(out[0], ref[0], atol=1e-4, rtol=0)
     torch.testing.assert_close(out[2], ref[2], atol=1e-5, rtol=0)
 
@@ -163,7 +165,7 @@ def test_predictor_compile_option(make_predictor, monkeypatch, online):
         comp.model.uncompile_window()
         torch._dynamo.reset()
     assert calls == [(16, "default")]
-    torch.testing.assert_close(a, b, atol=1e-4, rtol=0)
+    torch.testing.assert_close(a, b, atol=1e-4, rtol=0)  # float-order bound, as above (measured: identical)
 
 
 def test_predictor_compile_bucket_checked(make_predictor):

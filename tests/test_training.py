@@ -13,7 +13,13 @@ from cotracker_fast.models.cotracker import TrainData
 from cotracker_fast.training import LossConfig, TrainConfig, train, window_losses
 from cotracker_fast.data.clip import collate_clips
 from cotracker_fast.models.cotracker import CoTracker
-from cotracker_fast.training.trainer import StepSampler, build_dataset, load_checkpoint_state, train_step_loss
+from cotracker_fast.training.trainer import (
+    StepSampler,
+    build_dataset,
+    init_model,
+    load_checkpoint_state,
+    train_step_loss,
+)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -173,37 +179,54 @@ def test_resume_continues_the_same_run(tmp_path):
     assert logged == full["losses"]
 
 
+def test_periodic_evaluation_is_logged(tmp_path):
+    train(_cfg(tmp_path, "ev", num_steps=1, eval_every=1, eval_videos=1), device="cpu")
+    rows = [json.loads(line) for line in open(tmp_path / "ev" / "metrics.jsonl")]
+    evals = [r for r in rows if "eval/average_jaccard" in r]
+    assert len(evals) == 1 and evals[0]["step"] == 1 and 0 <= evals[0]["eval/occlusion_accuracy"] <= 1
+
+
 def test_resume_refuses_a_different_run(tmp_path):
     train(_cfg(tmp_path, "r", num_steps=2, max_steps_this_run=1), device="cpu")
     with pytest.raises(ValueError, match="cannot resume"):
         train(_cfg(tmp_path, "r", num_steps=2, lr=1e-3), device="cpu")
 
 
-def test_ddp_two_processes_equal_one_process_on_the_combined_batch(tmp_path):
-    """torchrun with 2 gloo processes x 1 clip and one process x 2 clips take the same steps."""
+@pytest.mark.parametrize("optimizer,steps", [("sgd", 1), ("adamw", 3)])
+def test_ddp_two_processes_equal_one_process_on_the_combined_batch(tmp_path, optimizer, steps):
+    """torchrun with 2 gloo processes x 1 clip and one process x 2 clips take the same steps.
+
+    One SGD step compares the gradients themselves (the update is linear in them). Over several steps the two runs
+    drift apart: the unrolled tracker amplifies the ~1e-5 float difference of the first update (measured with SGD:
+    1.1e-5 after 1 step, 0.12 after 3), so the 3-step AdamW case only bounds the drift."""
     cfg_path = tmp_path / "tiny.json"
-    cfg_path.write_text(json.dumps({**TINY, "num_steps": 3}))
+    cfg_path.write_text(json.dumps({**TINY, "num_steps": steps, "optimizer": optimizer, "lr": 1e-2}))
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29517",
            os.path.join(ROOT, "train", "train.py"), "--config", str(cfg_path), "--device", "cpu",
            "--set", f"out_dir={json.dumps(str(tmp_path / 'ddp'))}", "--set", "batch_size=1"]
     r = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stderr[-3000:]
-    single = train(_cfg(tmp_path, "single", num_steps=3, batch_size=2), device="cpu")
-    assert single["step"] == 3
+    single = train(_cfg(tmp_path, "single", num_steps=steps, batch_size=2, optimizer=optimizer, lr=1e-2),
+                   device="cpu")
+    assert single["step"] == steps
+    assert load_checkpoint_state(str(tmp_path / "ddp" / "last.pt"))["world_size"] == 2
     a, b = _params(str(tmp_path / "ddp" / "last.pt")), _params(str(tmp_path / "single" / "last.pt"))
-    init = CoTracker(TrainConfig(**TINY).model_config()).state_dict()  # seed 0, as both runs start
+    torch.manual_seed(0)  # as train() does before building the model
+    init = init_model(TrainConfig(**TINY)).state_dict()
     upd_a = torch.cat([(a[k].float() - init[k].float()).flatten() for k in a])
     upd_b = torch.cat([(b[k].float() - init[k].float()).flatten() for k in a])
     rel = float((upd_a - upd_b).norm() / upd_b.norm())
     ddp_losses = [json.loads(line)["loss"] for line in open(tmp_path / "ddp" / "metrics.jsonl")]
-    # Same data and maths (the gradients agree to 1e-6, test_batch_gradient_is_the_mean_of_sample_gradients), but
-    # Adam divides by sqrt(v): in its first steps an entry whose gradient is ~0 moves by ~lr with the sign of its
-    # float noise. Measured: the two runs' parameter updates differ by 7.6e-5 of their norm; the first step's loss by
-    # 5e-8 (same parameters), the next ones by 5e-4 relative (the unrolled tracker amplifies the tiny update gap).
-    assert rel < 1e-3, rel
-    assert ddp_losses[0] == pytest.approx(single["losses"][0], rel=1e-6)
-    assert ddp_losses == pytest.approx(single["losses"], rel=2e-3)
+    assert ddp_losses[0] == pytest.approx(single["losses"][0], rel=1e-6)  # same parameters, same batch
+    print("ddp rel", optimizer, rel)
+    if optimizer == "sgd":
+        # Only float summation order differs (gradient all-reduce vs the batched loss). Measured: 1.1e-5 to 1.4e-5.
+        assert rel < 1e-4, rel
+    else:
+        # Adam divides by sqrt(v), so entries whose gradient is ~0 move by ~lr with the sign of their float noise,
+        # and the tracker amplifies the difference from step to step. Measured: 0.094 of the update norm (lr 1e-2).
+        assert rel < 0.2, rel
 
 
 def test_batch_gradient_is_the_mean_of_sample_gradients():

@@ -51,8 +51,8 @@ def track_from_features(
 
     Returns:
         tracks ``(B, L, n, 2)`` and visibility probabilities ``(B, L, n)`` in crop frames, ``L = T - min(starts)``;
-        sample ``b``'s entries past its crop length ``T - starts[b]`` are 0, and so are frames before a point's
-        first window (as the model).
+        sample ``b``'s entries past its crop length ``T - starts[b]`` are 0 (tracks and visibility); frames before a
+        point's first window are (0, 0) with visibility 0.5, as the model's.
 
     Samples of different crop lengths share one batch: window ``k`` of sample ``b`` reads crop frames
     ``[k S/2, k S/2 + S)``, i.e. video frames ``starts[b] + ...`` with frames past the end replaced by the last
@@ -82,10 +82,15 @@ def track_from_features(
         frames = (first + torch.arange(lo, ind + S, device=dev)[None]).clamp(max=T - 1)  # (B, F) video frames
         out = state.run_window(None, (lengths - ind).clamp(1, S), new_fmaps=fmaps[rows, frames])
         if out is not None:
-            out.valid &= (ind < lengths - step).to(out.valid.device)[:, None]  # the sample's own loop ran it
+            running = (ind < lengths - step).to(out.valid.device, non_blocking=True)  # the sample's own loop ran it
+            out.valid &= running[:, None]
             out.write_into(traj, vis)
         ind += step
-    return traj, torch.sigmoid(vis)
+    vis = torch.sigmoid(vis)
+    past = torch.arange(L, device=traj.device)[None] >= lengths.to(traj.device, non_blocking=True)[:, None]  # (B, L)
+    traj = traj.masked_fill(past[..., None, None], 0.0)  # frames past a sample's crop: windows' padding frames
+    vis = vis.masked_fill(past[..., None], 0.0)
+    return traj, vis
 
 
 def _single_point_queries(points: Tensor, hw: Tuple[int, int], grid_size: int, local_grid_size: int) -> Tensor:

@@ -519,7 +519,7 @@ class SlidingWindowTracker:
             if num_real.shape != (self.B,):
                 raise ValueError(f"num_real must be an int or a ({self.B},) tensor, got shape {tuple(num_real.shape)}")
             n = int(num_real.max())
-            real_end = start + num_real.to(index.device)[:, None, None]
+            real_end = start + num_real.to(index.device, non_blocking=True)[:, None, None]
         else:
             n = num_real
             real_end = start + num_real

@@ -53,7 +53,7 @@ class TrainConfig:
         batch_size: clips per process and step.
         num_steps: optimiser steps of the whole run (the schedule's length).
         lr / weight_decay / grad_clip / train_iters: the official 5e-4, 1e-5, 10 and 4.
-        amp: ``"auto"`` (bf16 autocast on CUDA, none on CPU), ``"bf16"``, ``"fp16"`` or ``"none"``.
+        amp: ``"auto"`` (bf16 autocast on CUDA, none on CPU), ``"bf16"`` or ``"none"``.
         compile: ``torch.compile`` the UpdateFormer.
         save_every / keep_every / log_every / eval_every: in steps (0 disables).
         eval_videos: held-out synthetic clips scored at each evaluation (seeds disjoint from training).
@@ -62,6 +62,8 @@ class TrainConfig:
         zero_init_coord_head: start the coordinate rows of the UpdateFormer's output head at zero, so the untrained
             model predicts "every point stays at its query" and training starts from that baseline (not in the
             official recipe; it speeds up short runs such as the shipped CPU-trained weights).
+        optimizer: ``"adamw"`` (official) or ``"sgd"`` (plain SGD with the same schedule: its update is linear in
+            the gradient, which makes distributed runs comparable entry by entry in tests).
     """
 
     model: str = "cotracker_stride_4_wind_8"
@@ -95,6 +97,7 @@ class TrainConfig:
     max_steps_this_run: Optional[int] = None
     max_time_s: Optional[float] = None
     zero_init_coord_head: bool = False
+    optimizer: str = "adamw"
 
     def __post_init__(self):
         self.size_hw = tuple(int(v) for v in self.size_hw)
@@ -104,8 +107,10 @@ class TrainConfig:
             raise ValueError(f"data must be 'synthetic' or 'kubric', got {self.data!r}")
         if self.data == "kubric" and not self.data_root:
             raise ValueError("data='kubric' needs data_root (the folder of MOVi-f sequences)")
-        if self.amp not in ("auto", "bf16", "fp16", "none"):
-            raise ValueError(f"amp must be 'auto', 'bf16', 'fp16' or 'none', got {self.amp!r}")
+        if self.optimizer not in ("adamw", "sgd"):
+            raise ValueError(f"optimizer must be 'adamw' or 'sgd', got {self.optimizer!r}")
+        if self.amp not in ("auto", "bf16", "none"):
+            raise ValueError(f"amp must be 'auto', 'bf16' or 'none' (fp16 would need loss scaling), got {self.amp!r}")
         for name in ("batch_size", "num_steps", "train_iters", "num_frames", "num_points"):
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
@@ -185,15 +190,22 @@ def _dist_info() -> Tuple[int, int, int]:
 
 
 def init_distributed(device: str) -> Tuple[int, int, int]:
-    """Join the ``torchrun`` process group when ``WORLD_SIZE > 1`` (NCCL on CUDA, gloo on CPU)."""
+    """Join the ``torchrun`` process group when ``WORLD_SIZE > 1`` (NCCL on CUDA, gloo on CPU). On CUDA every
+    rank first selects GPU ``LOCAL_RANK``."""
+    if device.startswith("cuda"):
+        torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
     if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not dist.is_initialized():
         dist.init_process_group("nccl" if device.startswith("cuda") else "gloo")
     return _dist_info()
 
 
 def build_optimizer(model: torch.nn.Module, cfg: TrainConfig):
-    """AdamW and the official one-cycle schedule (linear, 5% warm-up, ``num_steps + 100`` steps)."""
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, eps=1e-8)
+    """AdamW (or SGD, see :attr:`TrainConfig.optimizer`) and the official one-cycle schedule (linear, 5% warm-up,
+    ``num_steps + 100`` steps)."""
+    if cfg.optimizer == "sgd":
+        opt = torch.optim.SGD(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    else:
+        opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, eps=1e-8)
     sched = torch.optim.lr_scheduler.OneCycleLR(
         opt, max_lr=cfg.lr, total_steps=cfg.num_steps + 100, pct_start=0.05, cycle_momentum=False,
         anneal_strategy="linear",
@@ -205,7 +217,7 @@ def _autocast(cfg: TrainConfig, device: torch.device):
     mode = cfg.amp if cfg.amp != "auto" else ("bf16" if device.type == "cuda" else "none")
     if mode == "none":
         return contextlib.nullcontext()
-    return torch.autocast(device.type, dtype=torch.bfloat16 if mode == "bf16" else torch.float16)
+    return torch.autocast(device.type, dtype=torch.bfloat16)
 
 
 def train_step_loss(model: torch.nn.Module, batch, cfg: TrainConfig) -> Tuple[Tensor, Dict[str, float]]:
@@ -225,6 +237,7 @@ def checkpoint_state(model, opt, sched, step: int, cfg: TrainConfig) -> Dict[str
         "step": step,
         "config": json.dumps(dataclasses.asdict(cfg)),
         "rng_cpu": torch.get_rng_state(),
+        "world_size": _dist_info()[1],
     }
     if torch.cuda.is_available():
         state["rng_cuda"] = torch.cuda.get_rng_state_all()
@@ -241,6 +254,24 @@ def save_checkpoint(path: str, state: Dict[str, Any]) -> None:
 def load_checkpoint_state(path: str) -> Dict[str, Any]:
     """Read a training checkpoint safely (``weights_only=True``)."""
     return torch.load(path, map_location="cpu", weights_only=True)
+
+
+#: Fields that may differ between a run and its resumption (they do not change the maths or the data).
+RUN_CONTROL_FIELDS = frozenset(
+    {"out_dir", "save_every", "keep_every", "log_every", "eval_every", "eval_videos", "max_steps_this_run",
+     "max_time_s", "num_workers", "compile", "backend"}
+)
+
+
+def _truncate_log(path: str, step: int) -> None:
+    """Drop the log lines of steps after ``step`` (a resumed run logs them again)."""
+    if not os.path.exists(path):
+        return
+    with open(path) as f:
+        keep = [line for line in f if line.strip() and json.loads(line)["step"] <= step]
+    with atomic_output(path) as tmp:
+        with open(tmp, "w") as f:
+            f.writelines(keep)
 
 
 class _Logger:
@@ -276,16 +307,15 @@ class _Logger:
 def evaluate_synthetic(model: CoTracker, cfg: TrainConfig, device: torch.device, num_videos: int) -> Dict[str, float]:
     """TAP-Vid metrics of the multi-point protocol on ``num_videos`` held-out synthetic clips (seeds disjoint
     from training), at the training resolution."""
+    from ..evaluation.datasets import read_synthetic
     from ..evaluation.metrics import average_metrics
     from ..evaluation.run import evaluate_sample
-    from ..data.synthetic import SyntheticConfig, synthetic_eval_clips
 
-    scfg = SyntheticConfig(num_frames=cfg.num_frames, size_hw=cfg.size_hw, num_points=min(cfg.num_points, 64))
     was_training = model.training
     model.eval()
     scores = [
         evaluate_sample(model, s, "synthetic", single_point=False, iters=6, resolution=cfg.size_hw, device=device)
-        for s in synthetic_eval_clips(num_videos, seed=HELD_OUT_SEED, config=scfg)
+        for s in read_synthetic(num_videos, num_frames=cfg.num_frames, size_hw=cfg.size_hw, seed=HELD_OUT_SEED)
     ]
     model.train(was_training)
     return {f"eval/{k}": float(v) for k, v in average_metrics(scores).items()}
@@ -315,9 +345,7 @@ def train(cfg: TrainConfig, *, device: Optional[str] = None, resume: bool = True
     """
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     rank, world, local_rank = init_distributed(device)
-    dev = torch.device(device if device != "cuda" else f"cuda:{local_rank}")
-    if dev.type == "cuda":
-        torch.cuda.set_device(dev)
+    dev = torch.device(f"cuda:{local_rank}" if device.startswith("cuda") else device)  # one GPU per rank
     torch.manual_seed(cfg.seed)
     model = init_model(cfg).to(dev).train()
     opt, sched = build_optimizer(model, cfg)
@@ -325,20 +353,22 @@ def train(cfg: TrainConfig, *, device: Optional[str] = None, resume: bool = True
     last = os.path.join(cfg.out_dir, "last.pt")
     if resume and os.path.exists(last):
         state = load_checkpoint_state(last)
-        saved = json.loads(state["config"])
-        for k in ("model", "model_overrides", "num_steps", "lr", "batch_size", "seed", "data"):
-            mine = dataclasses.asdict(cfg)[k]
-            if json.loads(json.dumps(mine)) != saved[k]:
+        saved = {**json.loads(state["config"]), "world_size": state.get("world_size", world)}
+        mine_all = {**json.loads(json.dumps(dataclasses.asdict(cfg))), "world_size": world}
+        for k, mine in mine_all.items():
+            if k not in RUN_CONTROL_FIELDS and k in saved and mine != saved[k]:
                 raise ValueError(f"cannot resume {last}: its {k} is {saved[k]!r}, this run's is {mine!r}")
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["optimizer"])
         sched.load_state_dict(state["scheduler"])
         step = int(state["step"])
+        if rank == 0:
+            _truncate_log(os.path.join(cfg.out_dir, "metrics.jsonl"), step)  # steps after the save ran again
         torch.set_rng_state(state["rng_cpu"])
         if "rng_cuda" in state and torch.cuda.is_available():
             torch.cuda.set_rng_state_all(state["rng_cuda"])
     if cfg.compile:
-        model.updateformer = torch.compile(model.updateformer, dynamic=True)
+        model.updateformer.compile(dynamic=True)  # in place: the state-dict keys stay the same
     net = model
     if world > 1:
         net = torch.nn.parallel.DistributedDataParallel(model, device_ids=[dev.index] if dev.type == "cuda" else None)
@@ -369,12 +399,16 @@ def train(cfg: TrainConfig, *, device: Optional[str] = None, resume: bool = True
             save_checkpoint(path, checkpoint_state(model, opt, sched, step, cfg))
 
     for batch in loader:
+        if batch.valid is not None and not bool(batch.valid.all()):
+            raise ValueError("a batch holds clips flagged invalid (too few tracks): use the dataset's retry mode")
         batch = batch.to(dev)
         with _autocast(cfg, dev):
             loss, logs = train_step_loss(net, batch, cfg)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+        if not bool(torch.isfinite(grad_norm)):  # the same on every rank: DDP averaged the gradients
+            raise FloatingPointError(f"gradient norm is {float(grad_norm)} at step {step + 1}; nothing was saved")
         opt.step()
         sched.step()
         step += 1
