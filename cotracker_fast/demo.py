@@ -37,8 +37,9 @@ def main(argv=None) -> int:
     print(f"           {clip.frames.shape[0]} frames {clip.frames.shape[2]}x{clip.frames.shape[1]}, "
           f"{len(clip.queries)} query points -> {clip_path}")
     if args.checkpoint is None:
-        print(f"weights: the ones shipped with cotracker_fast ({SHIPPED_MODEL}, trained on synthetic clips on a CPU; "
-              "see docs/ACCURACY.md)")
+        print(f"weights: the ones shipped with cotracker_fast ({SHIPPED_MODEL}, ~50 min of CPU training on synthetic "
+              "clips). They are WEAK (they lose to a 'points stay still' baseline, docs/ACCURACY.md): expect large "
+              "errors below.")
 
     t0 = time.time()
     result = track_video(clip_path, checkpoint=args.checkpoint, queries=clip.queries, device=args.device)
