@@ -86,3 +86,10 @@ def state_dict_checksum(sd) -> float:
     for i, (k, v) in enumerate(sorted(sd.items())):
         total += (i + 1) * float(v.double().abs().sum())
     return total
+
+
+def smooth_video(T, seed=0, hw=(64, 96)):
+    """``(1, T, 3, H, W)`` RGB 0..255: random 8x12 frames upsampled bilinearly (smooth enough to track)."""
+    g = torch.Generator().manual_seed(seed)
+    small = torch.rand(T, 3, 8, 12, generator=g)
+    return (torch.nn.functional.interpolate(small, hw, mode="bilinear", align_corners=False) * 255)[None]

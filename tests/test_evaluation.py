@@ -13,7 +13,7 @@ from cotracker_fast.evaluation.datasets import open_dataset
 from cotracker_fast.models.checkpoint import save_safetensors
 from cotracker_fast.models.registry import create_model
 
-from helpers import synthetic_state_dict, tame_random_weights_
+from helpers import smooth_video, synthetic_state_dict, tame_random_weights_
 
 
 @pytest.fixture(scope="module")
@@ -23,9 +23,7 @@ def model():
 
 
 def _video(T=14, seed=0):
-    g = torch.Generator().manual_seed(seed)
-    small = torch.rand(T, 3, 8, 12, generator=g)
-    return (torch.nn.functional.interpolate(small, (64, 96), mode="bilinear", align_corners=False) * 255)[None]
+    return smooth_video(T, seed)
 
 
 @pytest.mark.parametrize("batch_size", [4, 16])

@@ -7,7 +7,7 @@ from cotracker_fast import ops
 from cotracker_fast.models.cotracker import SlidingWindowTracker, mask_vis_channels
 from cotracker_fast.models.registry import create_model
 
-from helpers import tame_random_weights_
+from helpers import smooth_video, tame_random_weights_
 
 
 @pytest.fixture(scope="module")
@@ -17,9 +17,7 @@ def model():
 
 
 def _video(T=12, seed=0):
-    g = torch.Generator().manual_seed(seed)
-    small = torch.rand(T, 3, 8, 12, generator=g)
-    return (torch.nn.functional.interpolate(small, (64, 96), mode="bilinear", align_corners=False) * 255)[None]
+    return smooth_video(T, seed)
 
 
 QUERIES = torch.tensor([[[0.0, 10, 12], [0, 40, 30], [3, 20, 50], [9, 70, 20], [3, 5, 5]]])

@@ -61,6 +61,6 @@ def test_shipped_weights_improved_on_their_training_objective():
     with torch.no_grad():
         for i in range(8):
             batch = collate_clips([clips[i]])
-            ours.append(train_step_loss(shipped, batch, cfg)[1]["flow_loss"])
-            base.append(train_step_loss(start, batch, cfg)[1]["flow_loss"])
+            ours.append(float(train_step_loss(shipped, batch, cfg)[1]["flow_loss"]))
+            base.append(float(train_step_loss(start, batch, cfg)[1]["flow_loss"]))
     assert np.mean(ours) < 0.9 * np.mean(base), (ours, base)

@@ -18,6 +18,7 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
+from ..distributed import init_distributed
 from ..io import atomic_output
 from ..predictor import build_model
 from .datasets import EvalSample, open_dataset
@@ -91,15 +92,6 @@ def _truncate(sample: EvalSample, max_frames: Optional[int]) -> EvalSample:
                       sample.visible[:max_frames][:, keep], sample.query_frames[keep], extra)
 
 
-def _dist_setup(device: str) -> Tuple[int, int]:
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world > 1 and not dist.is_initialized():
-        dist.init_process_group("nccl" if str(device).startswith("cuda") else "gloo")
-    if dist.is_initialized():
-        return dist.get_rank(), dist.get_world_size()
-    return 0, 1
-
-
 def evaluate(
     dataset: str,
     *,
@@ -120,7 +112,7 @@ def evaluate(
     every rank; rank 0 also writes ``<out_dir>/result_eval_<dataset>.json`` and ``.md`` (atomically)."""
     if dataset not in DATASETS:
         raise ValueError(f"unknown dataset {dataset!r}; expected one of {DATASETS}")
-    rank, world = _dist_setup(device)
+    rank, world, _ = init_distributed(device)  # on CUDA, "cuda" is then each rank's own GPU
     model, name = build_model(checkpoint, model_name, None)
     model = model.to(device).eval()
     resolution = tuple(resolution or model.config.model_resolution)  # (384, 512) for the official variants

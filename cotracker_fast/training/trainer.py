@@ -32,6 +32,7 @@ import torch.distributed as dist
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, Sampler
 
+from ..distributed import dist_info, init_distributed
 from ..io import atomic_output
 from ..models.config import CoTrackerConfig
 from ..models.cotracker import CoTracker
@@ -183,22 +184,6 @@ class StepSampler(Sampler):
 # ------------------------------------------------------------------------------------------------ helpers
 
 
-def _dist_info() -> Tuple[int, int, int]:
-    if dist.is_available() and dist.is_initialized():
-        return dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0"))
-    return 0, 1, 0
-
-
-def init_distributed(device: str) -> Tuple[int, int, int]:
-    """Join the ``torchrun`` process group when ``WORLD_SIZE > 1`` (NCCL on CUDA, gloo on CPU). On CUDA every
-    rank first selects GPU ``LOCAL_RANK``."""
-    if device.startswith("cuda"):
-        torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
-    if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not dist.is_initialized():
-        dist.init_process_group("nccl" if device.startswith("cuda") else "gloo")
-    return _dist_info()
-
-
 def build_optimizer(model: torch.nn.Module, cfg: TrainConfig):
     """AdamW (or SGD, see :attr:`TrainConfig.optimizer`) and the official one-cycle schedule (linear, 5% warm-up,
     ``num_steps + 100`` steps)."""
@@ -220,13 +205,14 @@ def _autocast(cfg: TrainConfig, device: torch.device):
     return torch.autocast(device.type, dtype=torch.bfloat16)
 
 
-def train_step_loss(model: torch.nn.Module, batch, cfg: TrainConfig) -> Tuple[Tensor, Dict[str, float]]:
-    """Forward one batch through every window and return ``(loss, logs)``."""
+def train_step_loss(model: torch.nn.Module, batch, cfg: TrainConfig) -> Tuple[Tensor, Dict[str, Tensor]]:
+    """Forward one batch through every window and return ``(loss, parts)``: ``parts`` holds the detached scalar
+    tensors ``loss``, ``flow_loss`` and ``vis_loss`` (left on the device: the loop reads them once per step)."""
     _, _, _, td = model(batch.video, batch.queries, iters=cfg.train_iters, is_train=True)
     lc = cfg.loss_config()
     flow, vis = window_losses(td, batch.tracks, batch.visible, lc)
     loss = total_loss(flow, vis, lc)
-    return loss, {"loss": float(loss.detach()), "flow_loss": float(flow.detach()), "vis_loss": float(vis.detach())}
+    return loss, {"loss": loss.detach(), "flow_loss": flow.detach(), "vis_loss": vis.detach()}
 
 
 def checkpoint_state(model, opt, sched, step: int, cfg: TrainConfig) -> Dict[str, Any]:
@@ -237,7 +223,7 @@ def checkpoint_state(model, opt, sched, step: int, cfg: TrainConfig) -> Dict[str
         "step": step,
         "config": json.dumps(dataclasses.asdict(cfg)),
         "rng_cpu": torch.get_rng_state(),
-        "world_size": _dist_info()[1],
+        "world_size": dist_info()[1],
     }
     if torch.cuda.is_available():
         state["rng_cuda"] = torch.cuda.get_rng_state_all()
@@ -403,29 +389,33 @@ def train(cfg: TrainConfig, *, device: Optional[str] = None, resume: bool = True
             raise ValueError("a batch holds clips flagged invalid (too few tracks): use the dataset's retry mode")
         batch = batch.to(dev)
         with _autocast(cfg, dev):
-            loss, logs = train_step_loss(net, batch, cfg)
+            loss, parts = train_step_loss(net, batch, cfg)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-        if not bool(torch.isfinite(grad_norm)):  # the same on every rank: DDP averaged the gradients
-            raise FloatingPointError(f"gradient norm is {float(grad_norm)} at step {step + 1}; nothing was saved")
+        # The step's one host-device sync: the losses (averaged over ranks: the loss of the combined batch) and the
+        # gradient norm (the same on every rank, DDP averaged the gradients) come back together.
+        vals = torch.stack([parts["loss"], parts["flow_loss"], parts["vis_loss"], grad_norm]).double()
+        if world > 1:
+            vals = vals.to(dev if dist.get_backend() == "nccl" else "cpu")
+            dist.all_reduce(vals)
+            vals = vals / world
+        loss_v, flow_v, vis_v, norm_v = vals.tolist()
+        if not math.isfinite(norm_v):
+            raise FloatingPointError(f"gradient norm is {norm_v} at step {step + 1}; nothing was saved")
         opt.step()
         sched.step()
         step += 1
         ran += 1
-        if world > 1:  # log the mean over ranks (= the loss of the combined batch)
-            vals = torch.tensor([logs[k] for k in sorted(logs)], dtype=torch.float64,
-                                device=dev if dist.get_backend() == "nccl" else "cpu")
-            dist.all_reduce(vals)
-            logs = {k: float(v) / world for k, v in zip(sorted(logs), vals.tolist())}
-        if not math.isfinite(logs["loss"]):
-            raise FloatingPointError(f"loss is {logs['loss']} at step {step}")
+        logs = {"loss": loss_v, "flow_loss": flow_v, "vis_loss": vis_v}
+        if not math.isfinite(loss_v):
+            raise FloatingPointError(f"loss is {loss_v} at step {step}")
         losses.append(logs["loss"])
         if pbar is not None:
             pbar.update(1)
             pbar.set_postfix(loss=f"{logs['loss']:.3f}")
         if cfg.log_every and step % cfg.log_every == 0:
-            logger.log(step, {**logs, "grad_norm": float(grad_norm), "lr": sched.get_last_lr()[0],
+            logger.log(step, {**logs, "grad_norm": norm_v, "lr": sched.get_last_lr()[0],
                               "time_s": time.time() - t_start})
         if cfg.eval_every and step % cfg.eval_every == 0 and rank == 0:
             logger.log(step, evaluate_synthetic(model, cfg, dev, cfg.eval_videos))
