@@ -11,7 +11,7 @@ TORCH_SPEC ?= torch==2.13.0
 CHECKPOINT ?=
 DEMO_OUT ?= demo_out
 
-.PHONY: demo test setup clean bench
+.PHONY: demo test setup clean bench gpu-check gpu-check-doc
 
 setup: $(STAMP)
 
@@ -41,6 +41,26 @@ bench: $(STAMP)
 	COTRACKER_BENCH_SAVE=1 $(PY) -m pytest -q benchmarks -m "$(BENCH_SELECT)" --benchmark-only \
 		--benchmark-json=benchmarks/results/latest.json -p no:cacheprovider
 	$(PY) -m benchmarks.make_performance_doc
+
+# The GPU proof (benchmarks/gpu_check.py, benchmarks/README.md): CUDA build, every GPU test, the end-to-end,
+# kernel and speed benchmarks under a time guard (6 minutes on an H100/H200), results to benchmarks/results/ and
+# $(OUT) when set, the gpu-check block of docs/PERFORMANCE.md. No venv is made and nothing is installed: it runs with
+# the project venv's python where that exists (a developer's machine), else the machine's python3 (the device
+# machine, whose image holds torch, Triton and pytest), the repository on the path.
+#   make gpu-check DRY_RUN=1      every stage's code on the CPU at tiny sizes (tests/test_gpu_check.py runs it)
+#   make gpu-check RESUME=1       redo only what the newest saved run did not finish (RESUME=<file> for another)
+#   make gpu-check COMMIT=<sha>   record the commit where the tree has no git metadata (the device machine's copy)
+#   make gpu-check ARGS="..."     more options (python -m benchmarks.gpu_check --help)
+CHECK_PY = $(if $(wildcard $(PY)),$(PY),$(PYTHON))
+
+gpu-check:
+	PYTHONPATH=$(CURDIR)$${PYTHONPATH:+:$$PYTHONPATH} $(if $(COMMIT),COTRACKER_COMMIT=$(COMMIT)) \
+		$(CHECK_PY) -m benchmarks.gpu_check $(if $(filter-out 0,$(DRY_RUN)),--dry-run) \
+		$(if $(RESUME),--resume $(if $(filter 1,$(RESUME)),,$(RESUME))) $(ARGS)
+
+# docs/PERFORMANCE.md's gpu-check block from the newest saved GPU run of `make gpu-check`.
+gpu-check-doc:
+	PYTHONPATH=$(CURDIR)$${PYTHONPATH:+:$$PYTHONPATH} $(CHECK_PY) -m benchmarks.make_performance_doc --blocks gpu-check
 
 clean:
 	rm -rf $(VENV) $(DEMO_OUT) build *.egg-info

@@ -17,11 +17,13 @@ pytestmark = pytest.mark.gpu
 S, H, W, C, LEVELS, RADIUS = 8, 96, 128, 128, 4, 3
 
 
-def _must_move_bytes(N, dtype):
+def _must_move_bytes(N, dtype, *, S=S, H=H, W=W, C=C, levels=LEVELS, radius=RADIUS):
+    """Bytes the forward must move at least (this suite's shapes unless given; ``benchmarks/gpu_check.py`` passes
+    its own)."""
     elt = torch.finfo(dtype).bits // 8
-    pyramid = sum(S * C * (H >> lvl) * (W >> lvl) for lvl in range(LEVELS)) * elt
-    cells = S * N * LEVELS * (2 * RADIUS + 2) ** 2 * C * elt
-    return S * N * C * elt + S * N * 2 * 4 + S * N * LEVELS * (2 * RADIUS + 1) ** 2 * 4 + min(pyramid, cells)
+    pyramid = sum(S * C * (H >> lvl) * (W >> lvl) for lvl in range(levels)) * elt
+    cells = S * N * levels * (2 * radius + 2) ** 2 * C * elt
+    return S * N * C * elt + S * N * 2 * 4 + S * N * levels * (2 * radius + 1) ** 2 * 4 + min(pyramid, cells)
 
 
 @pytest.mark.parametrize("impl", ["triton", "torch", "reference"])

@@ -109,7 +109,9 @@ def build(dest: str, *, arch_list: Optional[str] = None, verbose: bool = False) 
         cmd = [ninja, "-f", str(work / "build.ninja")]
         if os.environ.get("MAX_JOBS"):
             cmd += ["-j", os.environ["MAX_JOBS"]]
-        _run(cmd, verbose)
+        # run inside the build folder: ninja keeps its log (.ninja_log) in its working directory, which would
+        # otherwise be the caller's (the repository root under `pip install`)
+        _run(cmd, verbose, cwd=work)
     else:
         for step in steps + [link]:
             _run(step, verbose)
@@ -129,10 +131,10 @@ def _write_ninja(path: Path, steps, objects, link, dest: Path) -> None:
     path.write_text("\n".join(lines))
 
 
-def _run(cmd, verbose: bool) -> None:
+def _run(cmd, verbose: bool, cwd: Optional[Path] = None) -> None:
     if verbose:
         print(" ".join(map(str, cmd)), flush=True)
-    proc = subprocess.run(list(map(str, cmd)), capture_output=True, text=True)
+    proc = subprocess.run(list(map(str, cmd)), capture_output=True, text=True, cwd=cwd)
     if proc.returncode != 0:
         raise CudaBuildError(f"command failed ({proc.returncode}): {' '.join(map(str, cmd))}\n{proc.stdout}\n{proc.stderr}")
     if verbose and (proc.stdout or proc.stderr):

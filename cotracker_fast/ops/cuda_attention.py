@@ -2,7 +2,8 @@
 
 Loading is lazy and happens on first use, never at import: the prebuilt ``cotracker_fast._C`` (built by
 ``setup.py`` when nvcc was found), else a JIT build with ninja into ``~/.cache/cotracker_fast`` on a machine with a
-GPU and nvcc, else unavailable with one warning.
+GPU and nvcc, else unavailable with one warning. ``COTRACKER_FAST_NO_JIT=1`` loads a JIT build already in the cache but
+never compiles one (``make gpu-check`` builds once, then runs many processes that must not all start the same build).
 
 Dispatch: sequences of length <= 32 without a key mask (the time blocks) go to the time-attention kernel, everything
 else (the group blocks, masked or not) to the flash-style group kernel. Forward only in CUDA; the backward is a
@@ -33,15 +34,27 @@ _ext = None
 _tried = False
 
 
+def jit_extension_path() -> Path:
+    """Where the JIT build of the current sources and build parameters (architectures, debug) lives:
+    ``$COTRACKER_FAST_CACHE`` (default ``~/.cache/cotracker_fast``) ``/jit-<digest of the parameters>/_C<suffix>``.
+    Processes with the same sources and environment share one build (``make gpu-check`` builds it once, its tests
+    and benchmarks load it)."""
+    from .. import _cuda_build
+
+    digest = hashlib.sha256(repr(_cuda_build.build_params()).encode()).hexdigest()[:16]
+    cache = Path(os.environ.get("COTRACKER_FAST_CACHE", Path.home() / ".cache" / "cotracker_fast")) / f"jit-{digest}"
+    return cache / _cuda_build.extension_filename()
+
+
 def _jit_build():
     from .. import _cuda_build
 
     if _cuda_build.nvcc_path() is None:
         raise RuntimeError("nvcc not found")
-    digest = hashlib.sha256(repr(_cuda_build.build_params()).encode()).hexdigest()[:16]
-    cache = Path(os.environ.get("COTRACKER_FAST_CACHE", Path.home() / ".cache" / "cotracker_fast")) / f"jit-{digest}"
-    dest = cache / _cuda_build.extension_filename()
+    dest = jit_extension_path()
     if not dest.exists():
+        if os.environ.get("COTRACKER_FAST_NO_JIT", "0") not in ("", "0"):
+            raise RuntimeError(f"no build of the current sources at {dest}, and COTRACKER_FAST_NO_JIT is set")
         _cuda_build.build(str(dest))
     import importlib.util
 
