@@ -1,4 +1,4 @@
-"""``make gpu-check``: the one prepared command that proves the GPU path on one H100 or H200 (issue 12).
+"""``make gpu-check``: the one prepared command that proves the GPU path on one H100 or H200.
 
 Stages, in order, each with a deadline (an "end by" time counted from the start, a fraction of ``--budget``; a stage
 that starts early may use the time an earlier one left):
@@ -85,7 +85,7 @@ DEADLINE_FRACTION = {"env": 0.06, "build": 0.30, "tests": 0.52, "end_to_end": 0.
                      "doc": 1.0}
 #: A stage with less time than this left before its deadline is skipped (it could not finish anything useful).
 MIN_START_S = {"env": 0.0, "build": 10.0, "tests": 15.0, "end_to_end": 20.0, "micro": 8.0, "speed": 15.0, "doc": 1.0}
-#: Default budget in seconds: the issue's 6 minutes less a margin for the start-up and the writing of the results.
+#: Default budget in seconds: the 6-minute target less a margin for the start-up and the writing of the results.
 GPU_BUDGET_S = 345.0
 DRY_BUDGET_S = 300.0
 #: The stages run in child processes (the others run in this one).
