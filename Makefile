@@ -11,7 +11,7 @@ TORCH_SPEC ?= torch==2.13.0
 CHECKPOINT ?=
 DEMO_OUT ?= demo_out
 
-.PHONY: demo test setup clean bench gpu-check gpu-check-doc
+.PHONY: demo test setup clean bench gpu-check gpu-check-doc readme-figure
 
 setup: $(STAMP)
 
@@ -23,6 +23,10 @@ $(STAMP): pyproject.toml setup.py $(wildcard csrc/*)
 
 demo: $(STAMP)
 	$(PY) -m cotracker_fast.demo --out-dir $(DEMO_OUT) $(if $(CHECKPOINT),--checkpoint $(CHECKPOINT),)
+
+# The README's opening picture: the last frame of the demo's overlay (tracks with trails), written by the demo itself.
+readme-figure: $(STAMP)
+	$(PY) -m cotracker_fast.demo --out-dir $(DEMO_OUT) --figure docs/demo_overlay.png
 
 # The unit tests first, then the small CPU run of the speed-comparison suite (a smoke test of the whole harness,
 # 2.3 to 3.5 minutes measured on the shared 2-core box; its JSON goes to a temporary file, nothing is written to the

@@ -43,10 +43,11 @@ def _ext_modules():
 
 setup(
     packages=["cotracker_fast", "cotracker_fast.models", "cotracker_fast.ops", "cotracker_fast.evaluation", "cotracker_fast.data",
+              "cotracker_fast.baselines",
               "cotracker_fast.training",
               "cotracker_fast.kernels"],
     package_dir={"cotracker_fast.kernels": "kernels"},
-    package_data={"cotracker_fast": ["assets/*"]},
+    package_data={"cotracker_fast": ["assets/*", "assets/heldout/*"]},
     ext_modules=_ext_modules(),
     cmdclass={"build_ext": CudaBuildExt},
 )

@@ -82,21 +82,12 @@ def sync(device: torch.device) -> None:
 
 
 # ------------------------------------------------------------------------------------------------ atomic writes
-def _umask_mode(path: str) -> None:
-    """Give a finished temporary file the mode a plain ``open(..., "w")`` would have (``0o666`` less the umask):
-    ``atomic_output``'s temporary files are created private (``0o600``), which the rename would carry over."""
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(path, 0o666 & ~umask)
-
-
 def write_text(path: PathLike, text: str) -> Path:
     """Write ``text`` to ``path`` atomically (parent folders created); returns the path."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_output(os.fspath(path)) as tmp:
         Path(tmp).write_text(text)
-        _umask_mode(tmp)
     return path
 
 
@@ -111,7 +102,6 @@ def save_figure(fig: Any, path: PathLike) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_output(os.fspath(path)) as tmp:
         fig.savefig(tmp, format=path.suffix[1:].lower() or "png")
-        _umask_mode(tmp)
     return path
 
 

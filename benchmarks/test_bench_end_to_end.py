@@ -1,5 +1,5 @@
-"""End-to-end speed and memory of the drop-in predictor: the reference against the fast path (issue 8's
-``bench_end_to_end.py``; named ``test_*.py`` so that pytest collects it).
+"""End-to-end speed and memory of the drop-in predictor: the reference against the fast path (named
+``test_*.py`` so that pytest collects it).
 
 One whole-video ``CoTrackerPredictor`` call per timed round: resize, encoder, every sliding window, support grid, on
 a random video with N random query points at frame 0 (the predictor adds the official 6x6 support grid: N + 36
@@ -24,7 +24,7 @@ graph capture): ``extra_info["warmup_s"]``. Every timed call ends with ``torch.c
 ``torch.cuda.max_memory_allocated`` after ``torch.cuda.reset_peak_memory_stats`` (weights and inputs included).
 ``extra_info`` holds fps, ms per frame, peak memory in GB (1e9 bytes), the FLOP estimate
 (:mod:`benchmarks.baselines.flops`, arithmetic, not a measurement), the fraction of the H100 compute floor (the
-estimate's time at 790 TFLOP/s bf16 dense, ``/work/shared/spec/performance_model.md`` section 5, over the measured
+estimate's time at the H100's 790 TFLOP/s bf16 dense peak, over the measured
 time), device name, torch version and git commit.
 
 With ``COTRACKER_BENCH_SAVE=1`` (``make bench``) the records are written to
@@ -55,7 +55,7 @@ CONFIGS = {
 }
 ITERS = 6
 SUPPORT_GRID = 36  # the predictor's 6x6 support grid, added to user queries
-H100_BF16_DENSE_FLOPS = 790e12  # FLOP/s, spec section 5
+H100_BF16_DENSE_FLOPS = 790e12  # FLOP/s: the H100 SXM bf16 dense peak
 HAS_COMPILE = "compile" in inspect.signature(CoTrackerPredictor).parameters
 
 

@@ -1,6 +1,6 @@
 """The paper's single-point protocol: batched over shared features vs the official one-model-call-per-point loop.
 
-A 30-query video (the issue's target: batched >= 10x faster). CPU case at a reduced resolution so that it finishes
+A 30-query video (target: batched >= 10x faster than the loop). CPU case at a reduced resolution so that it finishes
 in minutes on 2 cores; GPU case at the official 384x512. Random weights (speed does not depend on them).
 """
 import pytest

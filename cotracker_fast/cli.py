@@ -5,6 +5,11 @@ whole in memory (only one window of frames and features, plus the tracks). ``--b
 frames to a disk-backed memory map (``T x H x W x 3`` bytes in the system temp folder) and runs a second
 streaming pass over the reversed video, filling the frames before each point's first window exactly as the
 offline predictor's ``backward_tracking`` does.
+
+Bad input (a missing or unreadable video, a malformed queries or mask file, an unsupported output extension, an
+option out of range, a device or backend that cannot run here) is reported as one line
+``cotracker-fast: error: ...`` with exit status 2. Every path and option is checked before the model is built, so
+such a mistake costs no tracking time. ``python -m cotracker_fast`` runs the same command line.
 """
 from __future__ import annotations
 
@@ -20,10 +25,21 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from .io import VideoReader, load_mask, load_queries, save_tracks
-from .models.registry import list_models
+from . import ops
+from .io import TRACK_EXTENSIONS, VideoReader, VideoWriter, load_mask, load_queries, save_tracks
+from .models.checkpoint import CheckpointError
+from .models.registry import list_models, model_name_from_checkpoint
 from .online import CoTrackerOnlinePredictor
 from .predictor import is_untrained
+
+PROG = "cotracker-fast"
+#: Exit status for bad arguments and bad input files (the status argparse gives for bad options).
+USAGE_ERROR = 2
+
+
+class InputError(ValueError):
+    """The user's input cannot be tracked as given (e.g. a query frame past the end of the video); the command line
+    reports it as one line with exit status 2."""
 
 
 @dataclass
@@ -57,7 +73,8 @@ def _to_tensor(chunk: np.ndarray) -> torch.Tensor:
 def _stream(online: CoTrackerOnlinePredictor, chunks: Iterable[np.ndarray], total_frames: Optional[int], desc: str):
     """Feed chunks, collect the emitted frames; the bar advances once per window."""
     step = online.model.config.window_step
-    total = None if total_frames is None else max(0, -(-(total_frames - step) // step))
+    # windows of a T-frame video: ceil((T - step) / step), and at least one (window_runs)
+    total = None if total_frames is None else max(1, -(-(total_frames - step) // step))
     tracks, vis = [], []
     with tqdm(total=total, desc=desc, unit="window", disable=None) as bar:
         done = 0
@@ -113,7 +130,7 @@ def track_video(
         q = None if queries is None else torch.as_tensor(np.asarray(queries, np.float32))[None]
         mask = None if segm_mask is None else torch.as_tensor(np.asarray(segm_mask, bool))[None, None]
         if total is not None and q is not None and bool((q[..., 0] >= total).any()):
-            raise ValueError(f"a query frame is >= the number of frames ({total}) of {video_path!r}")
+            raise InputError(f"a query frame is >= the number of frames ({total}) of {video_path!r}")
         online.start((H, W), q, grid_size=grid_size if q is None else 0, grid_query_frame=grid_query_frame,
                      segm_mask=mask)
         tracked_queries = online.tracked_queries[0]
@@ -126,7 +143,7 @@ def track_video(
         tracks, vis = _stream(online, _chunks(frames, step), total, "tracking")
     T = tracks.shape[0]
     if q is not None and bool((q[..., 0] >= T).any()):
-        raise ValueError(f"a query frame is >= the number of frames ({T}) of {video_path!r}")
+        raise InputError(f"a query frame is >= the number of frames ({T}) of {video_path!r}")
     if backward:
         try:
             online.start_backward()
@@ -169,16 +186,21 @@ class _Spool:
             os.remove(self.path)
 
 
-def write_overlay(video_path: str, result: TrackResult, out_path: str, *, max_frames: Optional[int] = None) -> None:
-    """Re-read the video (streaming) and write the tracks over it: filled points visible, hollow occluded, trails."""
+def write_overlay(
+    video_path: str, result: TrackResult, out_path: str, *, max_frames: Optional[int] = None
+) -> Optional[np.ndarray]:
+    """Re-read the video (streaming) and write the tracks over it: filled points visible, hollow occluded, trails.
+    Returns the last drawn frame ``(H, W, 3) uint8`` (None for an empty video)."""
     from .viz import OverlayWriter
 
     has_pred = np.any(result.tracks != 0, axis=-1)
     with VideoReader(video_path, max_frames=max_frames) as reader, OverlayWriter(
         out_path, fps=result.fps, untrained=result.untrained
     ) as overlay:
+        last = None
         for t, frame in enumerate(tqdm(reader, total=result.tracks.shape[0], desc="overlay", unit="frame", disable=None)):
-            overlay.write(frame, result.tracks[t], result.visibility[t], has_prediction=has_pred[t])
+            last = overlay.write(frame, result.tracks[t], result.visibility[t], has_prediction=has_pred[t])
+    return last
 
 
 UNTRAINED_MESSAGE = (
@@ -190,7 +212,7 @@ UNTRAINED_MESSAGE = (
 
 def build_parser() -> argparse.ArgumentParser:
     """The ``cotracker-fast`` argument parser (sub-command ``track``)."""
-    p = argparse.ArgumentParser(prog="cotracker-fast", description="Fast, faithful CoTracker v1 point tracking.")
+    p = argparse.ArgumentParser(prog=PROG, description="Fast, faithful CoTracker v1 point tracking.")
     sub = p.add_subparsers(dest="command", required=True)
     t = sub.add_parser("track", help="track points through a video file")
     t.add_argument("video", help="video file (mp4, avi, mov, webm, gif, ...) or a folder of images")
@@ -228,10 +250,149 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+class UsageError(Exception):
+    """A bad option, path or input file found before any work started."""
+
+
+def _error(message: str) -> int:
+    """Report ``message`` as the one line ``cotracker-fast: error: ...`` on stderr; return the exit status."""
+    print(f"{PROG}: error: {' '.join(str(message).split())}", file=sys.stderr)
+    return USAGE_ERROR
+
+
+def _check_output(path: str, option: str, extensions: Sequence[str]) -> None:
+    """``path`` has one of ``extensions`` and its folder exists (checked before tracking, not after)."""
+    ext = os.path.splitext(path)[1].lower()
+    if ext not in extensions:
+        raise UsageError(f"{option} {path!r}: unsupported extension {ext or '(none)'!r}; use {', '.join(extensions)}")
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise UsageError(f"{option} {path!r}: the folder {folder!r} does not exist")
+
+
+def _check_at_least(value: Optional[int], option: str, minimum: int) -> None:
+    if value is not None and value < minimum:
+        raise UsageError(f"{option} must be >= {minimum}, got {value}")
+
+
+def _check_weights(checkpoint: Optional[str], model_name: Optional[str]) -> None:
+    """The checkpoint exists and its file name names a variant (or ``--model-name`` does)."""
+    if checkpoint is None:
+        return
+    if not os.path.isfile(checkpoint):
+        raise UsageError(f"--checkpoint {checkpoint!r}: file not found")
+    if model_name is None:
+        try:
+            model_name_from_checkpoint(checkpoint)
+        except ValueError as err:
+            raise UsageError(f"--checkpoint: {err}") from None
+
+
+def _resolve_device(device: Optional[str]) -> str:
+    """``--device`` (default: cuda when available, else cpu), checked to exist on this machine."""
+    if device is None:
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, ValueError):
+        raise UsageError(f"--device {device!r} is not a device name (cpu, cuda, cuda:1, ...)") from None
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise UsageError(f"--device {device!r}: CUDA is not available on this machine")
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise UsageError(f"--device {device!r}: this machine has {torch.cuda.device_count()} CUDA device(s)")
+    return device
+
+
+def _check_backend(backend: Optional[str], device: str) -> None:
+    """A named ``--backend`` exists for every op and can run on ``device`` (the model would raise later)."""
+    if backend is None:
+        return
+    dev = torch.device(device)
+    for op in ("corr_sample", "attention"):
+        try:
+            ops.resolve(op, backend, dev, torch.float32)
+        except (ops.BackendUnavailableError, ValueError, TypeError) as err:
+            raise UsageError(f"--backend {backend!r}: {err}") from None
+
+
+def _prepare_track(args) -> dict:
+    """Check every option and input file of ``track`` and read the small ones; no model is built here.
+    Returns the keyword arguments of :func:`track_video`."""
+    if args.queries and args.grid_size:
+        raise UsageError("give either --queries or --grid-size, not both")
+    if args.segm_mask and args.queries:
+        raise UsageError("--segm-mask selects grid points; it cannot be combined with --queries")
+    _check_at_least(args.grid_size, "--grid-size", 0)
+    _check_at_least(args.grid_query_frame, "--grid-query-frame", 0)
+    _check_at_least(args.max_frames, "--max-frames", 1)
+    _check_output(args.out, "--out", TRACK_EXTENSIONS)
+    if args.viz:
+        _check_output(args.viz, "--viz", VideoWriter.SUPPORTED)
+    _check_weights(args.checkpoint, args.model_name)
+    device = _resolve_device(args.device)
+    _check_backend(args.backend, device)
+    try:
+        queries = load_queries(args.queries) if args.queries else None
+        mask = load_mask(args.segm_mask) if args.segm_mask else None
+        # Opening the video decodes its first frame: a missing or corrupt file fails here, before any tracking.
+        with VideoReader(args.video, max_frames=args.max_frames) as reader:
+            hw = reader.shape_hw
+            # Counting the frames of a video file takes a decoding pass: only when query frames need checking.
+            need_count = queries is not None or args.grid_query_frame > 0
+            total = reader.num_frames if need_count else None
+    except (ValueError, OSError) as err:  # the readers name the file and what is wrong with it
+        raise UsageError(str(err)) from None
+    if mask is not None and tuple(mask.shape) != tuple(hw):
+        raise UsageError(f"--segm-mask is {mask.shape[1]}x{mask.shape[0]} pixels, the video {hw[1]}x{hw[0]}")
+    if total is not None:
+        if queries is not None and bool((queries[:, 0] >= total).any()):
+            raise UsageError(f"a query frame is >= the number of frames ({total}) of {args.video!r}")
+        if queries is None and args.grid_query_frame >= total:
+            raise UsageError(f"--grid-query-frame {args.grid_query_frame} is >= the number of frames ({total})")
+    grid = args.grid_size if queries is not None or args.grid_size else 10
+    return dict(
+        checkpoint=args.checkpoint,
+        model_name=args.model_name,
+        queries=queries,
+        grid_size=0 if queries is not None else grid,
+        grid_query_frame=args.grid_query_frame,
+        segm_mask=mask,
+        backward=args.backward,
+        device=device,
+        backend=args.backend,
+        dtype=getattr(torch, args.dtype),
+        max_frames=args.max_frames,
+    )
+
+
+def _track(args) -> int:
+    kwargs = _prepare_track(args)
+    if is_untrained(args.checkpoint, args.model_name):
+        print(UNTRAINED_MESSAGE, file=sys.stderr)
+    result = track_video(args.video, **kwargs)
+    save_tracks(args.out, result.tracks, result.visibility, queries=result.queries, fps=result.fps)
+    T, N = result.visibility.shape
+    print(f"tracked {N} points through {T} frames -> {args.out}")
+    if args.viz:
+        write_overlay(args.video, result, args.viz, max_frames=args.max_frames)
+        print(f"overlay -> {args.viz}")
+    return 0
+
+
 def _evaluate(args) -> int:
     from .evaluation.run import evaluate
 
-    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    _check_at_least(args.iters, "--iters", 1)
+    _check_at_least(args.batch_size, "--batch-size", 1)
+    _check_at_least(args.max_videos, "--max-videos", 1)
+    _check_at_least(args.max_frames, "--max-frames", 1)
+    if args.resolution is not None and min(args.resolution) < 1:
+        raise UsageError(f"--resolution must be two positive sizes H W, got {args.resolution}")
+    if args.root is not None and not os.path.exists(args.root):
+        raise UsageError(f"--root {args.root!r}: not found")
+    _check_weights(args.checkpoint, args.model_name)
+    device = _resolve_device(args.device)
     if is_untrained(args.checkpoint, args.model_name):
         print(UNTRAINED_MESSAGE, file=sys.stderr)
     result = evaluate(
@@ -249,41 +410,19 @@ def _evaluate(args) -> int:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    """Entry point of ``cotracker-fast``; returns the exit status."""
+    """Entry point of ``cotracker-fast`` (and ``python -m cotracker_fast``); returns the exit status.
+
+    Bad options and input files give one line ``cotracker-fast: error: ...`` on stderr and status 2: those found by
+    the checks before any work, and those only found while tracking (a video whose length is not known up front
+    and is shorter than a query frame, frames that fail to decode part-way, a checkpoint that does not match its
+    variant). Other exceptions are bugs and keep their traceback."""
     args = build_parser().parse_args(argv)
-    if args.command == "evaluate":
-        return _evaluate(args)
-    if args.queries and args.grid_size:
-        raise SystemExit("error: give either --queries or --grid-size, not both")
-    if args.segm_mask and args.queries:
-        raise SystemExit("error: --segm-mask selects grid points; it cannot be combined with --queries")
-    queries = load_queries(args.queries) if args.queries else None
-    grid = args.grid_size if queries is not None or args.grid_size else 10
-    mask = load_mask(args.segm_mask) if args.segm_mask else None
-    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
-    if is_untrained(args.checkpoint, args.model_name):
-        print(UNTRAINED_MESSAGE, file=sys.stderr)
-    result = track_video(
-        args.video,
-        checkpoint=args.checkpoint,
-        model_name=args.model_name,
-        queries=queries,
-        grid_size=0 if queries is not None else grid,
-        grid_query_frame=args.grid_query_frame,
-        segm_mask=mask,
-        backward=args.backward,
-        device=device,
-        backend=args.backend,
-        dtype=getattr(torch, args.dtype),
-        max_frames=args.max_frames,
-    )
-    save_tracks(args.out, result.tracks, result.visibility, queries=result.queries, fps=result.fps)
-    T, N = result.visibility.shape
-    print(f"tracked {N} points through {T} frames -> {args.out}")
-    if args.viz:
-        write_overlay(args.video, result, args.viz, max_frames=args.max_frames)
-        print(f"overlay -> {args.viz}")
-    return 0
+    try:
+        if args.command == "evaluate":
+            return _evaluate(args)
+        return _track(args)
+    except (UsageError, InputError, CheckpointError, ops.BackendUnavailableError, OSError) as err:
+        return _error(str(err))
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -1,8 +1,10 @@
 """``make demo``: track a clip made from a real photograph moved by a known motion, print the error against the
-ground truth, and write an overlay video.
+ground truth beside two baselines (OpenCV Lucas-Kanade, and points that stay where they were), and write an overlay
+video and one overlay frame as a picture.
 
-Without ``--checkpoint`` it uses the weights shipped with the package (``cotracker_fast_small``, trained on the
-procedural clips; docs/ACCURACY.md); ``--checkpoint cotracker_stride_4_wind_8.pth`` runs the official v1 weights.
+Without ``--checkpoint`` it uses the weights shipped with the package (``cotracker_fast_small``, trained on
+procedural clips on a CPU; docs/ACCURACY.md); ``--checkpoint cotracker_stride_4_wind_8.pth`` runs the official v1
+weights.
 """
 from __future__ import annotations
 
@@ -10,11 +12,34 @@ import argparse
 import os
 import sys
 import time
+from typing import Dict
+
+import numpy as np
 
 from .cli import track_video, write_overlay
 from .demo_clip import make_demo_clip, tracking_error
-from .io import VideoWriter, save_tracks
+from .io import VideoReader, VideoWriter, atomic_output, save_tracks
 from .models.registry import SHIPPED_MODEL
+
+
+def _row(name: str, err: Dict[str, float]) -> str:
+    return (f"  {name:<34} mean {err['epe_mean']:6.2f} px   median {err['epe_median']:6.2f} px   "
+            f"delta_avg {100 * err['delta_avg']:5.1f}%")
+
+
+def _static_tracks(queries: np.ndarray, num_frames: int) -> np.ndarray:
+    """Every point stays at its query position: ``(T, N, 2)``."""
+    return np.broadcast_to(queries[None, :, 1:3], (num_frames, len(queries), 2)).astype(np.float32)
+
+
+def save_picture(frame: np.ndarray, path: str) -> None:
+    """Write one ``(H, W, 3) uint8`` RGB frame as an image file (format from the extension), atomically."""
+    import imageio.v3 as iio
+
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    ext = os.path.splitext(path)[1]
+    with atomic_output(path) as tmp:
+        iio.imwrite(tmp, frame, extension=ext)
 
 
 def main(argv=None) -> int:
@@ -25,6 +50,9 @@ def main(argv=None) -> int:
                    help="official cotracker_stride_4_wind_8.pth (or other variant); default: the shipped weights")
     p.add_argument("--frames", type=int, default=24)
     p.add_argument("--device", default=None)
+    p.add_argument("--figure", default=None,
+                   help="where to save the last overlay frame (with trails) as a picture; default "
+                        "<out-dir>/overlay_frame.png")
     args = p.parse_args(argv)
     os.makedirs(args.out_dir, exist_ok=True)
 
@@ -36,10 +64,10 @@ def main(argv=None) -> int:
     print(f"demo clip: {clip.description}")
     print(f"           {clip.frames.shape[0]} frames {clip.frames.shape[2]}x{clip.frames.shape[1]}, "
           f"{len(clip.queries)} query points -> {clip_path}")
+    weights = os.path.basename(args.checkpoint) if args.checkpoint else f"shipped {SHIPPED_MODEL}"
     if args.checkpoint is None:
-        print(f"weights: the ones shipped with cotracker_fast ({SHIPPED_MODEL}, ~50 min of CPU training on synthetic "
-              "clips). They are WEAK (they lose to a 'points stay still' baseline, docs/ACCURACY.md): expect large "
-              "errors below.")
+        print(f"weights: the ones shipped with cotracker_fast ({SHIPPED_MODEL}, trained on procedural clips on a "
+              "CPU; docs/ACCURACY.md)")
 
     t0 = time.time()
     result = track_video(clip_path, checkpoint=args.checkpoint, queries=clip.queries, device=args.device)
@@ -47,16 +75,35 @@ def main(argv=None) -> int:
     save_tracks(os.path.join(args.out_dir, "tracks.npz"), result.tracks, result.visibility,
                 queries=result.queries, fps=result.fps)
     overlay = os.path.join(args.out_dir, "overlay.mp4")
-    write_overlay(clip_path, result, overlay)
+    last = write_overlay(clip_path, result, overlay)
+    figure = args.figure or os.path.join(args.out_dir, "overlay_frame.png")
+    if last is not None:
+        save_picture(last, figure)
 
-    err = tracking_error(result.tracks, clip.gt_tracks, clip.gt_visible, query_frames=clip.queries[:, 0])
     T, N = result.visibility.shape
     print(f"tracked {N} points through {T} frames in {elapsed:.1f} s")
-    print(f"error vs ground truth (visible frames after each query): mean {err['epe_mean']:.2f} px, "
-          f"median {err['epe_median']:.2f} px, delta_avg {100 * err['delta_avg']:.1f}%")
+    q = clip.queries[:, 0]
+    print("error vs ground truth (visible frames after each query; the trackers read the same encoded video):")
+    print(_row(f"cotracker_fast ({weights})",
+               tracking_error(result.tracks, clip.gt_tracks, clip.gt_visible, query_frames=q)))
+    from .baselines import lk_available
+
+    if lk_available():
+        from .baselines.lk import track_lk
+
+        with VideoReader(clip_path) as reader:
+            decoded = np.stack(list(reader))
+        lk_tracks, _ = track_lk(decoded, clip.queries)
+        print(_row("Lucas-Kanade (OpenCV)", tracking_error(lk_tracks, clip.gt_tracks, clip.gt_visible,
+                                                            query_frames=q)))
+    else:
+        print("  Lucas-Kanade (OpenCV)              skipped: OpenCV is not installed "
+              "(pip install 'cotracker_fast[lk]')")
+    print(_row("points stay where they were", tracking_error(_static_tracks(clip.queries, T), clip.gt_tracks,
+                                                             clip.gt_visible, query_frames=q)))
     if args.checkpoint is None:
         print("(for the official v1 weights: `make demo CHECKPOINT=path/to/cotracker_stride_4_wind_8.pth`)")
-    print(f"overlay -> {overlay}")
+    print(f"overlay -> {overlay}; last frame -> {figure}")
     return 0
 
 

@@ -6,6 +6,11 @@ starting at frame ``s`` runs once frames ``[s, s + S)`` have arrived, and after 
 because the next window starts at ``s + S/2``. So the tracks are those of :class:`CoTrackerPredictor` on the whole
 video with the same (forward) queries, emitted with a delay of at most ``S`` frames, while only one window of frames
 and feature maps is held.
+
+A video shorter than one window (``T < S`` frames) runs its only window in :meth:`CoTrackerOnlinePredictor.finish`,
+since until then a later frame may still arrive: :meth:`~CoTrackerOnlinePredictor.step` emits nothing for it and
+``finish`` returns all of its frames (a clip of at most S/2 frames included: see
+:func:`~cotracker_fast.models.cotracker.window_runs`).
 """
 from __future__ import annotations
 
@@ -16,7 +21,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from . import ops
-from .models.cotracker import SlidingWindowTracker
+from .models.cotracker import SlidingWindowTracker, window_runs
 from .predictor import (
     OFFICIAL_DEFAULT_CHECKPOINT,
     VISIBILITY_THRESHOLD,
@@ -239,7 +244,7 @@ class CoTrackerOnlinePredictor(nn.Module):
         if T == 0:
             raise ValueError("no frames were given: the video is empty")
         step = self.model.config.window_step
-        while self._state.next_start < T - step:
+        while window_runs(self._state.next_start, T, step):
             self._run_next(total=T)
         self._finished = True
         return self._emit_until(T)
@@ -311,7 +316,7 @@ class CoTrackerOnlinePredictor(nn.Module):
         first = self._emitted
         n = max(0, frame - first)
         have = self._tracks.shape[1]
-        if n > have:  # frames no window covers (a video of at most S/2 frames): never predicted
+        if n > have:  # frames no window has written yet hold zeros (not predicted)
             self._tracks = torch.cat([self._tracks, self._tracks.new_zeros(self._B, n - have, *self._tracks.shape[2:])], 1)
             self._vis = torch.cat([self._vis, self._vis.new_zeros(self._B, n - have, self._vis.shape[2])], 1)
         tracks, logits = self._tracks[:, :n], self._vis[:, :n]

@@ -17,7 +17,14 @@ from torch import Tensor, nn
 
 from . import ops
 from .models.checkpoint import load_checkpoint
-from .models.cotracker import CoTracker, SlidingWindowTracker, _check_video, _pad_frames, warn_fractional_frames
+from .models.cotracker import (
+    CoTracker,
+    SlidingWindowTracker,
+    _check_video,
+    _pad_frames,
+    warn_fractional_frames,
+    window_runs,
+)
 from .models.registry import SHIPPED_MODEL, SHIPPED_WEIGHTS, create_model, model_name_from_checkpoint
 
 OFFICIAL_DEFAULT_CHECKPOINT = "cotracker/checkpoints/cotracker_stride_4_wind_8.pth"
@@ -378,7 +385,7 @@ class CoTrackerPredictor(nn.Module):
             traj.append(video.new_zeros(B, T, tracker.num_tracks, 2))
             vis.append(video.new_zeros(B, T, tracker.num_tracks))
         ind = 0
-        while ind < T - step:  # the schedule of CoTracker.forward
+        while window_runs(ind, T, step):  # the schedule of CoTracker.forward
             first = ind if ind == 0 else ind + step
             fmaps = model.encode(_pad_frames(video[:, first : ind + S], ind + S - first))
             for tracker, t_c, v_c in zip(trackers, traj, vis):

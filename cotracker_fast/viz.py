@@ -495,8 +495,8 @@ class OverlayWriter:
         points: np.ndarray,
         visible: np.ndarray,
         has_prediction: Optional[np.ndarray] = None,
-    ) -> None:
-        """Draw the tracks on ``frame`` and append it to the video.
+    ) -> np.ndarray:
+        """Draw the tracks on ``frame`` and append it to the video; returns the drawn ``(H, W, 3) uint8`` frame.
 
         Args:
             frame: ``(H, W, 3) uint8`` RGB (all frames the same size).
@@ -546,6 +546,7 @@ class OverlayWriter:
         self._writer.write(out)
         if self.trail_length > 0:
             self._history.append((pts.copy(), pred.copy()))
+        return out
 
     @property
     def num_written(self) -> int:

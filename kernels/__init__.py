@@ -1,8 +1,9 @@
 """Triton kernels of cotracker_fast, installed as ``cotracker_fast.kernels``.
 
-One file per op (``corr_sample.py`` ...), each registering itself with the ops backend resolver
-(:func:`cotracker_fast.ops.register_backend`) under the name ``triton``. Nothing here is imported by
-``import cotracker_fast``; the probe below tells whether Triton can run at all.
+One file per op (``corr_sample.py``: the fused multi-scale correlation, forward and backward). The kernels do not
+register themselves: :mod:`cotracker_fast.ops` registers each op's backend ``triton`` with
+:func:`cotracker_fast.ops.register_backend`, and its wrapper imports the kernel file on first use, so nothing here is
+imported by ``import cotracker_fast``. The probes below tell whether Triton can run at all.
 """
 from __future__ import annotations
 

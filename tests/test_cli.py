@@ -54,7 +54,10 @@ def test_cli_equals_offline_predictor(tmp_path, clip, small_resolution):
     off.interp_shape = (64, 96)
     q = torch.tensor([[[0.0, 10, 12], [9.0, 40.5, 30], [4.0, 50, 8]]])
     tracks, vis = off(frames, q, backward_tracking=True)
-    np.testing.assert_array_equal(res["tracks"], tracks[0].numpy())
+    # The streaming CLI feeds the model other tensor shapes (chunks) than the offline call, so matmul summation order
+    # may differ by CPU kernel: bit-identical on the AVX-512 Xeon, up to 9e-4 px apart on an AVX2-only AMD EPYC
+    # (Zen 2), where these untrained weights amplify round-off over the windows.
+    np.testing.assert_allclose(res["tracks"], tracks[0].numpy(), rtol=0, atol=2e-3)
     np.testing.assert_array_equal(res["visibility"], vis[0].numpy())
     np.testing.assert_allclose(res["queries"], q[0].numpy(), atol=1e-4)
     assert read_video(str(viz)).shape[0] == 13
@@ -70,19 +73,106 @@ def test_cli_grid_default_and_csv(tmp_path, clip, small_resolution, capsys):
     assert "tracked 100 points through 9 frames" in capsys.readouterr().out
 
 
-def test_cli_errors(tmp_path, clip):
-    video_path, ckpt = clip
-    with pytest.raises(FileNotFoundError, match="nope.mp4"):
-        cli.main(["track", str(tmp_path / "nope.mp4"), "--checkpoint", ckpt])
+def _one_line_error(capsys, match):
+    """stderr is exactly one line ``cotracker-fast: error: ...`` containing ``match``, with no traceback."""
+    err = capsys.readouterr().err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith("cotracker-fast: error: ") and match in lines[0], err
+    assert "Traceback" not in err
+
+
+@pytest.fixture
+def no_tracking(monkeypatch):
+    """Fail the test if the model is built or a video is tracked."""
+
+    def forbidden(*a, **k):
+        raise AssertionError("tracking started although the arguments were invalid")
+
+    monkeypatch.setattr(cli, "track_video", forbidden)
+    monkeypatch.setattr(CoTrackerOnlinePredictor, "__init__", forbidden)
+
+
+def test_cli_missing_video(tmp_path, clip, capsys, no_tracking):
+    _, ckpt = clip
+    assert cli.main(["track", str(tmp_path / "nope.mp4"), "--checkpoint", ckpt]) == 2
+    _one_line_error(capsys, "nope.mp4")
+
+
+def test_cli_corrupt_video(tmp_path, clip, capsys, no_tracking):
+    _, ckpt = clip
     bad = tmp_path / "bad.mp4"
     bad.write_bytes(b"\x00not a video" * 100)
-    with pytest.raises(VideoReadError, match="bad.mp4"):
-        cli.main(["track", str(bad), "--checkpoint", ckpt])
+    assert cli.main(["track", str(bad), "--checkpoint", ckpt]) == 2
+    _one_line_error(capsys, "bad.mp4")
+
+
+@pytest.mark.parametrize("text", ["t,x,y\n0,10\n", "0,ten,12\n", "t,x,y\n"])
+def test_cli_malformed_queries(tmp_path, clip, capsys, no_tracking, text):
+    video_path, ckpt = clip
     qfile = tmp_path / "q.csv"
-    qfile.write_text("0,10,12\n")
-    with pytest.raises(SystemExit, match="not both"):
-        cli.main(["track", video_path, "--queries", str(qfile), "--grid-size", "3"])
+    qfile.write_text(text)
+    assert cli.main(["track", video_path, "--checkpoint", ckpt, "--queries", str(qfile)]) == 2
+    _one_line_error(capsys, "q.csv")
+
+
+@pytest.mark.parametrize("option, name", [("--out", "tracks.txt"), ("--viz", "overlay.avi"), ("--out", "tracks")])
+def test_cli_bad_output_extension_before_tracking(tmp_path, clip, capsys, no_tracking, option, name):
+    video_path, ckpt = clip
+    extra = ["--out", str(tmp_path / "t.npz")] if option == "--viz" else []
+    assert cli.main(["track", video_path, "--checkpoint", ckpt, option, str(tmp_path / name), *extra]) == 2
+    _one_line_error(capsys, option)
+    assert not (tmp_path / name).exists()
+
+
+@pytest.mark.parametrize(
+    "args, match",
+    [
+        (["--grid-size", "-1"], "--grid-size must be >= 0"),
+        (["--max-frames", "0"], "--max-frames must be >= 1"),
+        (["--out", "{tmp}/missing_dir/t.npz"], "does not exist"),
+        (["--checkpoint", "{tmp}/absent.pth"], "absent.pth"),
+        (["--checkpoint", "{ckpt_other}"], "cannot infer the model variant"),
+        (["--backend", "nonsense"], "--backend 'nonsense'"),
+        (["--device", "cuda:7"], "--device 'cuda:7'"),
+        (["--queries", "{late}"], "number of frames (13)"),
+        (["--queries", "{q}", "--grid-size", "3"], "not both"),
+    ],
+)
+def test_cli_options_checked_before_tracking(tmp_path, clip, capsys, no_tracking, args, match):
+    video_path, ckpt = clip
+    other = tmp_path / "weights.pth"
+    other.write_bytes(b"")
+    (tmp_path / "late.csv").write_text("20,10,12\n")
+    (tmp_path / "q.csv").write_text("0,10,12\n")
+    fill = dict(tmp=str(tmp_path), ckpt_other=str(other), late=str(tmp_path / "late.csv"), q=str(tmp_path / "q.csv"))
+    args = [a.format(**fill) for a in args]
+    if "--checkpoint" not in args:
+        args += ["--checkpoint", ckpt]
+    assert cli.main(["track", video_path, "--device", "cpu", *args] if "--device" not in args else
+                    ["track", video_path, *args]) == 2
+    _one_line_error(capsys, match)
+
+
+def test_cli_errors_found_while_tracking_are_one_line(tmp_path, clip, capsys, monkeypatch):
+    """A video whose length is only known once read (here: counting reports unknown) and is shorter than a query
+    frame fails during tracking, also as one line."""
+    video_path, ckpt = clip
+    monkeypatch.setattr(cli.VideoReader, "num_frames", property(lambda self: None))
     late = tmp_path / "late.csv"
     late.write_text("20,10,12\n")
-    with pytest.raises(ValueError, match="number of frames"):
-        cli.main(["track", video_path, "--checkpoint", ckpt, "--queries", str(late), "--device", "cpu"])
+    assert cli.main(["track", video_path, "--checkpoint", ckpt, "--queries", str(late), "--device", "cpu"]) == 2
+    _one_line_error(capsys, "number of frames (13)")
+
+
+def test_python_dash_m_runs_the_cli(tmp_path):
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-m", "cotracker_fast", "track", str(tmp_path / "nope.mp4")],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == [f"cotracker-fast: error: video not found: {str(tmp_path / 'nope.mp4')!r}"]
+    help_ = subprocess.run([sys.executable, "-m", "cotracker_fast", "--help"], capture_output=True, text=True,
+                           timeout=300)
+    assert help_.returncode == 0 and help_.stdout.startswith("usage: cotracker-fast")

@@ -113,7 +113,7 @@ def test_ground_truth_is_exact_on_coordinate_ramps():
 
 
 def test_tracked_texel_keeps_its_colour_on_real_textures():
-    # Default textures (noise, stripes, checkers, gradients, photo crops) carry detail down to ~4 px, which
+    # Default textures (noise, stripes, checkers, gradients) carry detail down to ~4 px, which
     # bilinear rendering at another zoom/sub-pixel phase reproduces only approximately. Measured on these seeds:
     # median 0.14, p99 2.7, max 10 levels (of 255), worst per-layer median 1.4. The same with every track shifted
     # by 0.3 px: p99 5.9, worst layer median 3.8; by 1 px: 18.7 and 13.4. The thresholds sit in between.
@@ -393,3 +393,20 @@ def test_thread_count_does_not_change_results():
     for i in range(2):
         for f in ("video", "tracks", "visible", "queries"):
             assert torch.equal(getattr(out[1][i], f), getattr(out[2][i], f)), f
+
+
+def test_photo_textures_come_only_from_the_given_photographs(tmp_path):
+    """The default look uses no photograph (the demo's photograph measures the tracker); "photo" needs
+    ``photo_paths`` and then textures layers with crops of those files."""
+    import imageio.v3 as iio
+
+    assert "photo" not in SyntheticConfig().textures
+    with pytest.raises(ValueError, match="photo_paths is empty"):
+        SyntheticConfig(textures=("photo",))
+    with pytest.raises(ValueError, match="photo_paths"):
+        SyntheticConfig(textures=("photo",), photo_paths="one.jpg")
+    path = str(tmp_path / "grey.png")
+    iio.imwrite(path, np.full((40, 50, 3), 77, np.uint8))  # a constant photograph: every layer reads 77
+    clip = render_clip(3, SyntheticConfig(num_frames=2, size_hw=(24, 32), num_points=4, textures=("photo",),
+                                          photo_paths=(path,)))
+    assert torch.all(clip.video == 77)

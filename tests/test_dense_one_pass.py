@@ -1,4 +1,4 @@
-"""Dense mode in one pass (``CoTrackerPredictor(dense_mode="one_pass", dense_chunk=...)``, issue 8).
+"""Dense mode in one pass (``CoTrackerPredictor(dense_mode="one_pass", dense_chunk=...)``).
 
 The official dense mode tracks ``step^2`` offset lattices (``step = W // 30``) in one pass each; ``"one_pass"`` tracks
 their union together, chunked into model calls of at most ``dense_chunk`` points. Random, tamed weights, a small

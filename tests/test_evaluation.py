@@ -31,7 +31,8 @@ def test_batched_single_point_equals_one_by_one(model, batch_size):
     """The paper's protocol run one point at a time (the official loop, frames re-encoded per point) and batched
     over shared features, with problems of different query frames (crop lengths) in one batch, give the same
     tracks (measured: bit-identical on CPU; the bound allows for batched-matmul order on other machines).
-    Query frames 10 and 12 leave crops of <= S/2 frames, on which the official loop runs no window (all 0)."""
+    Query frames 10 and 12 leave crops of <= S/2 frames, on which the official loop would run no window (all 0);
+    here their one window runs (models.cotracker.window_runs), in the batch as in the loop."""
     video = _video()
     q = torch.tensor(
         [[0.0, 10, 12], [0.0, 40, 30], [3.0, 20, 50], [9.0, 70, 20], [3.0, 5, 5], [0.0, 90, 60], [10.0, 30, 30],
@@ -42,7 +43,9 @@ def test_batched_single_point_equals_one_by_one(model, batch_size):
     torch.testing.assert_close(a[0], b[0], atol=1e-4, rtol=0)
     torch.testing.assert_close(a[1], b[1], atol=1e-5, rtol=0)
     assert torch.all(a[0][:9, 3] == 0) and torch.all(a[0][9:, 3] != 0)  # nothing before the query frame
-    assert torch.all(a[0][5:, 8] != 0) and torch.all(a[0][:, 6:8] == 0)
+    assert torch.all(a[0][5:, 8] != 0) and torch.all(a[0][:5, 8] == 0)
+    assert torch.all(a[0][10:, 6] != 0) and torch.all(a[0][:10, 6] == 0)  # a 4-frame crop
+    assert torch.all(a[0][12:, 7] != 0) and torch.all(a[0][:12, 7] == 0)  # a 2-frame crop
 
 
 def test_track_from_features_zeroes_frames_past_each_crop(model):

@@ -20,7 +20,7 @@ GOLDEN = np.load(os.path.join(os.path.dirname(__file__), "data", "official_v1_go
 @torch.no_grad()
 def test_model_matches_official_on_cuda(case, backend):
     """fp32 on CUDA against the official code's CPU outputs. TF32 is off so the matmuls are true fp32; the
-    remaining differences are summation order, as on the CPU (bound: the issue's mean 1e-3 / max 0.05 px)."""
+    remaining differences are summation order, as on the CPU (bound: mean 1e-3 / max 0.05 px)."""
     torch.backends.cuda.matmul.allow_tf32 = False
     torch.backends.cudnn.allow_tf32 = False
     model = create_model(case["model"], backend=backend).eval().cuda()

@@ -1,13 +1,13 @@
 """The fast path on a GPU (marked `gpu`: skipped with a reason on CPU-only machines; run on the device machine).
 
-* the issue's accuracy bound: the fast path (Triton correlation, CUDA attention, bf16/fp16 autocast, compiled and
+* the accuracy bound: the fast path (Triton correlation, CUDA attention, bf16/fp16 autocast, compiled and
   bucketed window step) against the fp32 reference on the same inputs at 384x512: mean |dxy| <= 0.05 px, 99th
   percentile <= 0.5 px, visibility agreement >= 99.5%;
 * no host-device synchronisation inside the window loop (CUDA sync debug mode set to "error");
 * inductor + CUDA graphs ("reduce-overhead") compile the window step and give the eager tracks.
 
 Weights: the official architecture with random weights made well-conditioned (tests/helpers.tame_random_weights_:
-the flow head is scaled so tracks stay on screen), as the issue allows until trained official-size weights exist.
+the flow head is scaled so tracks stay on screen), until trained official-size weights exist.
 """
 import pytest
 import torch

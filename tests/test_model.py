@@ -25,8 +25,9 @@ def test_registry_and_checkpoint_names():
     assert list_models() == ["cotracker_fast_small", "cotracker_stride_4_wind_12", "cotracker_stride_4_wind_8",
                              "cotracker_stride_8_wind_16"]
     small = get_config("cotracker_fast_small")
-    assert (small.hidden_size, small.time_depth, small.space_depth, small.model_resolution) == (256, 3, 3, (96, 128))
-    assert sum(p.numel() for p in create_model("cotracker_fast_small").parameters()) == 7_532_003
+    assert (small.hidden_size, small.time_depth, small.space_depth, small.model_resolution, small.pos_embed) == (
+        128, 2, 2, (384, 512), False)
+    assert sum(p.numel() for p in create_model("cotracker_fast_small").parameters()) == 3_515_491
     cfg = get_config("cotracker_stride_8_wind_16")
     assert (cfg.stride, cfg.window_len, cfg.window_step) == (8, 16, 8)
     assert (cfg.corr_dim, cfg.flow_dim, cfg.input_dim, cfg.head_dim) == (196, 130, 456, 48)
@@ -51,11 +52,55 @@ def _video(B=1, T=12, H=48, W=64, seed=0):
     return torch.rand(B, T, 3, H, W, generator=g, dtype=torch.float64) * 255
 
 
+def _translating_clip(T, dx=3, dy=2, H=48, W=64):
+    """``(1, T, 3, H, W)`` float64: a smooth texture moving by (dx, dy) pixels per frame (crops of a larger image)."""
+    g = torch.Generator().manual_seed(3)
+    big = torch.nn.functional.interpolate(
+        torch.rand(1, 3, 10, 12, generator=g, dtype=torch.float64), (H + dy * T, W + dx * T), mode="bilinear",
+        align_corners=False,
+    )[0] * 255
+    return torch.stack([big[:, dy * (T - t) : dy * (T - t) + H, dx * (T - t) : dx * (T - t) + W] for t in range(T)])[None]
+
+
 @torch.no_grad()
-def test_short_video_gives_zeros(model):
-    """T <= S/2: the official window loop never runs; tracks are 0 and visibility sigmoid(0)."""
-    tr, _, vis, _ = model(_video(T=4), torch.tensor([[[0.0, 10, 10]]]), iters=1)
-    assert torch.all(tr == 0) and torch.allclose(vis, torch.full_like(vis, 0.5))
+@pytest.mark.parametrize("T", [3, 4])
+def test_short_clip_is_tracked(model, T):
+    """T <= S/2 = 4: the official schedule would run no window (tracks (0, 0), visibility sigmoid(0) = 0.5). Here
+    the first window runs on the clip padded with its last frame, its track mask covering only the T real frames.
+    The weights are random, so the tracks are not expected to follow the clip's motion: the test checks that every
+    frame from each point's query frame on holds the window's prediction, exactly that of a window run by hand."""
+    video = _translating_clip(T)
+    q = torch.tensor([[[0.0, 20, 20], [1.0, 40, 30], [T - 1.0, 10, 35]]], dtype=torch.float64)
+    tr, feat, vis, td = model(video, q, iters=2, is_train=True)
+    assert td.window_starts == [0] and td.coord_preds[0][-1].shape[1] == T
+    assert tr.shape == (1, T, 3, 2) and bool(torch.isfinite(tr).all())
+    assert bool((tr[0].abs().sum(-1) > 0).all())  # no (0, 0): points are predicted in their first window
+    assert not bool((vis[0] == 0.5).any())
+
+    state = SlidingWindowTracker(model, 1, 2, video.device)
+    state.add_queries(q)
+    padded = torch.cat([video, video[:, -1:].expand(-1, 8 - T, -1, -1, -1)], 1)
+    out = state.run_window(padded, T)
+    ref_t = video.new_zeros(1, T, 3, 2)
+    ref_v = video.new_zeros(1, T, 3)
+    out.write_into(ref_t, ref_v)
+    torch.testing.assert_close(tr, ref_t, atol=0, rtol=0)
+    torch.testing.assert_close(vis, torch.sigmoid(ref_v), atol=0, rtol=0)
+
+
+def test_window_runs_rule():
+    """The first window always runs; later ones while start < T - S/2 (the official schedule)."""
+    from cotracker_fast.models.cotracker import window_runs
+
+    def starts(T, step=4):
+        out, ind = [], 0
+        while window_runs(ind, T, step):
+            out.append(ind)
+            ind += step
+        return out
+
+    assert starts(1) == starts(3) == starts(4) == [0]  # the official rule runs no window here
+    assert starts(5) == starts(8) == [0] and starts(9) == starts(12) == [0, 4] and starts(13) == [0, 4, 8]
 
 
 @torch.no_grad()

@@ -61,6 +61,43 @@ def test_backward_tracking_fills_frames_before_first_window(predictor):
     torch.testing.assert_close(both[0, first_window:], fwd[0, first_window:])
 
 
+def _translating_video(T, dx=3, dy=2, H=40, W=56):
+    """``(1, T, 3, H, W)``: a smooth texture moving by (dx, dy) pixels per frame (crops of a larger image)."""
+    g = torch.Generator().manual_seed(5)
+    big = torch.nn.functional.interpolate(
+        torch.rand(1, 3, 6, 8, generator=g), (H + dy * T, W + dx * T), mode="bilinear", align_corners=False
+    )[0] * 255
+    return torch.stack([big[:, dy * (T - t) : dy * (T - t) + H, dx * (T - t) : dx * (T - t) + W] for t in range(T)])[None]
+
+
+@pytest.mark.parametrize("T", [3, 4])
+def test_short_clip_is_tracked(predictor, T):
+    """A clip of at most S/2 = 4 frames gets the first window's tracks on every frame (the official schedule runs
+    no window and returns (0, 0) on every frame but the query frame), through every way the predictor drives the
+    model: one call, point chunks with shared features, and the backward pass. (Random weights: the tracks do not
+    follow the clip's motion; the model-level test checks them against a window run by hand.)"""
+    v = _translating_video(T)
+    q = torch.tensor([[[0.0, 10, 12], [1.0, 40.5, 30.25], [T - 1.0, 25, 20]]])
+    tracks, vis = predictor(v, q)
+    assert tracks.shape == (1, T, 3, 2) and bool(torch.isfinite(tracks).all())
+    # the window predicts all of its frames, before a point's query frame too (official first-window behaviour)
+    assert bool((tracks.abs().sum(-1) > 0).all())
+    moved = (tracks[0, 1:] - tracks[0, :-1]).abs().sum(-1) > 0  # (T - 1, N): not the query repeated
+    assert bool(moved.any(0).all())
+    # the points run in chunks over shared feature maps give the tracks of separate calls
+    small = predictor._resize(v)
+    qs = q.clone()
+    qs[..., 1] *= predictor.interp_shape[1] / v.shape[-1]
+    qs[..., 2] *= predictor.interp_shape[0] / v.shape[-2]
+    chunked, chunked_vis = predictor._run_model(small, qs, chunk=2)
+    parts = [predictor._run_model(small, qs[:, :2]), predictor._run_model(small, qs[:, 2:])]
+    assert bool((chunked.abs().sum(-1) > 0).all())
+    torch.testing.assert_close(chunked, torch.cat([p[0] for p in parts], 2), atol=1e-5, rtol=0)
+    # backward tracking has nothing to fill: the forward pass predicted every frame
+    both, vis_both = predictor(v, q, backward_tracking=True)
+    assert torch.equal(both, tracks) and torch.equal(vis_both, vis)
+
+
 def test_grid_and_mask_modes(predictor):
     v = _video()
     tracks, vis = predictor(v, grid_size=4, grid_query_frame=2)

@@ -27,7 +27,7 @@ def test_default_predictor_uses_the_shipped_weights():
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # no "RANDOM weights" warning
         p = CoTrackerPredictor(checkpoint=None)
-    assert p.model_name == SHIPPED_MODEL and p.interp_shape == (96, 128)
+    assert p.model_name == SHIPPED_MODEL and p.interp_shape == (384, 512)
     ref = create_model(SHIPPED_MODEL).state_dict()
     sd = p.model.state_dict()
     assert all(sd[k].dtype == torch.float32 for k in sd)  # fp16 on disk, fp32 in the model
@@ -42,25 +42,81 @@ def test_missing_official_default_falls_back_with_a_warning(tmp_path, monkeypatc
     assert name == SHIPPED_MODEL
 
 
-def test_shipped_weights_improved_on_their_training_objective():
-    """What the shipped CPU training achieved (docs/ACCURACY.md): on clips it never saw, its flow loss (the training
-    objective: iteration-weighted L1 over every frame) is below that of its starting point, the zero-initialised
-    coordinate head that leaves every point at its query. Measured on 8 held-out clips: 0.263 against 0.329 (lower
-    on 7 of them, ratio 0.80); the test asks for a ratio below 0.9. It does NOT beat the static baseline on the TAP-Vid
-    thresholds (docs/ACCURACY.md says so), so this is the claim the test holds."""
-    from cotracker_fast.data.clip import collate_clips
-    from cotracker_fast.training.trainer import TrainConfig, build_dataset, init_model, train_step_loss
+@pytest.fixture(scope="module")
+def demo_result(tmp_path_factory):
+    """The demo's run (``make demo``): its clip encoded to MP4, tracked by the shipped weights through the CLI path,
+    and the error against the ground truth."""
+    from cotracker_fast.cli import track_video
+    from cotracker_fast.demo_clip import make_demo_clip, tracking_error
+    from cotracker_fast.io import VideoWriter
 
-    cfg = TrainConfig.from_json(os.path.join(os.path.dirname(__file__), "..", "train", "configs",
-                                             "ship_small_cpu.json"))
-    clips = build_dataset(cfg, seed=999, augment=False)  # item seeds disjoint from training's (seed 0)
-    torch.manual_seed(cfg.seed)
-    start = init_model(cfg).eval()
-    shipped, _ = build_model(None, None, None)
-    ours, base = [], []
-    with torch.no_grad():
-        for i in range(8):
-            batch = collate_clips([clips[i]])
-            ours.append(float(train_step_loss(shipped, batch, cfg)[1]["flow_loss"]))
-            base.append(float(train_step_loss(start, batch, cfg)[1]["flow_loss"]))
-    assert np.mean(ours) < 0.9 * np.mean(base), (ours, base)
+    clip = make_demo_clip(num_frames=24, size_hw=(384, 512), seed=0)
+    path = str(tmp_path_factory.mktemp("demo") / "clip.mp4")
+    with VideoWriter(path, fps=clip.fps) as w:
+        for f in clip.frames:
+            w.write(f)
+    result = track_video(path, queries=clip.queries)
+    return tracking_error(result.tracks, clip.gt_tracks, clip.gt_visible, query_frames=clip.queries[:, 0])
+
+
+def test_demo_clip_beats_points_that_stay_still(demo_result):
+    """What the shipped weights achieve today on ``make demo``'s clip (docs/ACCURACY.md): below the static baseline's
+    error (27.2 px mean, <delta_avg 4.9%). Measured on a 2-core AMD EPYC: 21.9 px, 13.0%."""
+    assert demo_result["epe_mean"] < 25.0, demo_result
+    assert demo_result["delta_avg"] > 0.08, demo_result
+
+
+# The targets the shipped weights are trained towards. They are not met yet (measured 21.9 px mean, <delta_avg 13.0%
+# on the demo clip; AJ 13.3 against Lucas-Kanade's 78.5 on the held-out photos, docs/ACCURACY.md); strict, so the
+# markers must come off as soon as weights that meet them are shipped.
+@pytest.mark.xfail(strict=True, reason="target not met yet: measured 21.9 px mean error, delta_avg 13.0%")
+def test_demo_clip_error_within_2px(demo_result):
+    """``make demo``'s clip (seed 0, 24 frames of 384x512): mean error at most 2 px, <delta_avg at least 90%."""
+    assert demo_result["epe_mean"] <= 2.0, demo_result
+    assert demo_result["delta_avg"] >= 0.90, demo_result
+
+
+@pytest.mark.xfail(strict=True, reason="target not met yet: AJ 13.3 against Lucas-Kanade's 78.5 (6 clips)")
+def test_beats_lucas_kanade_and_static_on_heldout_photos():
+    """Two clips of the held-out photo set (real photographs never used in training, camera motion, moving
+    occluders; 24 frames of 256x320): the shipped weights' average Jaccard is above OpenCV Lucas-Kanade's, and every
+    TAP-Vid measure is above that of points that stay where they were."""
+    pytest.importorskip("cv2")
+    from cotracker_fast.baselines.lk import track_lk
+    from cotracker_fast.evaluation.datasets import read_heldout_photos
+    from cotracker_fast.evaluation.metrics import average_metrics
+    from cotracker_fast.evaluation.run import evaluate_sample, score_sample
+
+    model, _ = build_model(None, None, None)
+    model.eval()
+    per = {"model": [], "lk": [], "static": []}
+    for s in read_heldout_photos(2):
+        per["model"].append(evaluate_sample(model, s, "synthetic", single_point=False, iters=6,
+                                            resolution=tuple(model.config.model_resolution)))
+        n = s.tracks.shape[1]
+        qxy = s.tracks[s.query_frames, np.arange(n)]
+        queries = np.concatenate([s.query_frames[:, None].astype(np.float32), qxy], 1)
+        per["lk"].append(score_sample(s, "synthetic", *track_lk(s.video, queries)))
+        static = np.broadcast_to(qxy, s.tracks.shape).copy()
+        per["static"].append(score_sample(s, "synthetic", static, np.ones(s.visible.shape, bool)))
+    avg = {k: average_metrics(v) for k, v in per.items()}
+    assert avg["model"]["average_jaccard"] > avg["lk"]["average_jaccard"], avg
+    for key in ("average_jaccard", "average_pts_within_thresh", "occlusion_accuracy"):
+        assert avg["model"][key] > avg["static"][key], (key, avg)
+
+
+def test_training_refuses_the_evaluation_photographs(tmp_path):
+    """The demo's photograph and the held-out photographs never become training textures, whatever their name."""
+    import shutil
+
+    from cotracker_fast.demo_clip import ASSET_DIR, PHOTO_NAME
+    from cotracker_fast.evaluation.datasets import heldout_photo_paths
+    from cotracker_fast.training.trainer import TrainConfig, build_dataset
+
+    for src in (str(ASSET_DIR / PHOTO_NAME), heldout_photo_paths()[0]):
+        folder = tmp_path / os.path.basename(src)
+        folder.mkdir()
+        shutil.copy(src, folder / "innocent_name.jpg")
+        cfg = TrainConfig(model=SHIPPED_MODEL, num_frames=4, size_hw=(32, 32), num_points=4, photo_dir=str(folder))
+        with pytest.raises(ValueError, match="is the evaluation photograph"):
+            build_dataset(cfg)

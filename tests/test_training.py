@@ -109,6 +109,20 @@ def test_zero_init_coord_head_starts_at_the_static_baseline():
     assert torch.equal(tracks[0][tracked], expected[tracked])
 
 
+def test_init_weights_starts_from_an_fp16_export(tmp_path):
+    """A run can start from the fp16 safetensors export of an earlier run (what the repository keeps between
+    sessions): every parameter equals the export's, cast to float32."""
+    from cotracker_fast.models.checkpoint import save_safetensors
+
+    torch.manual_seed(5)
+    src = init_model(TrainConfig(**TINY))
+    path = str(tmp_path / "w.safetensors")
+    save_safetensors({k: v.half() for k, v in src.state_dict().items()}, path, metadata={})
+    got = init_model(TrainConfig(**{**TINY, "init_weights": path})).state_dict()
+    for k, v in src.state_dict().items():
+        assert got[k].dtype == torch.float32 and torch.equal(got[k], v.half().float()), k
+
+
 def test_config_validation(tmp_path):
     with pytest.raises(ValueError, match="model must be one of"):
         TrainConfig(model="nope")

@@ -33,7 +33,7 @@ def _inputs(B=2, S=2, N=17, C=32, H=13, W=19, levels=3, seed=0, spread=4.0, dtyp
 def _assert_fp32_close(out, expect):
     """fp32: the kernel and the reference take the same products in a different order (the reference combines
     rows then columns, the kernel weights four selections); measured max |diff| ~5e-7 for outputs of scale ~5.
-    Bound: 1e-5 relative to the output scale (the issue's target)."""
+    Bound: 1e-5 relative to the output scale."""
     scale = expect.abs().max().clamp_min(1.0)
     assert (out - expect).abs().max() <= 1e-5 * scale, float((out - expect).abs().max())
 

@@ -1,13 +1,15 @@
-"""Score a checkpoint on the held-out synthetic set against two baselines anyone can run.
+"""Score a checkpoint on a held-out set (procedural clips, or real photographs) against two baselines anyone can run.
 
     python train/evaluate_heldout.py --checkpoint cotracker_fast/assets/cotracker_fast_small.safetensors \\
-        --model-name cotracker_fast_small --num-videos 20 --out benchmarks/results/accuracy-heldout-synthetic.json
+        --model-name cotracker_fast_small --set synthetic --out benchmarks/results/accuracy-heldout-synthetic.json
 
 Methods: the model (multi-point protocol: all queries plus the 6x6 support grid in one call, 6 iterations, at the
 model's working resolution), **static** (every point stays at its query position, always visible) and OpenCV
-pyramidal **Lucas-Kanade** with a forward-backward check (``benchmarks/baselines/lk.py``). Metrics: TAP-Vid "query
-first" (average Jaccard, <delta^x_avg, occlusion accuracy) in the 256x256 TAP-Vid space. The held-out clips come from
-:func:`cotracker_fast.data.synthetic.synthetic_eval_clips`, whose seeds never occur in training.
+pyramidal **Lucas-Kanade** with a forward-backward check (``cotracker_fast/baselines/lk.py``). Metrics: TAP-Vid "query
+first" (average Jaccard, <delta^x_avg, occlusion accuracy) in the 256x256 TAP-Vid space. ``--set synthetic``: clips of
+:func:`cotracker_fast.data.synthetic.synthetic_eval_clips`, whose seeds never occur in training; ``--set photos``:
+:func:`cotracker_fast.evaluation.datasets.read_heldout_photos`, real photographs that no training run uses, under
+known camera motion with moving occluders.
 """
 import argparse
 import json
@@ -19,12 +21,13 @@ import time
 
 import numpy as np
 import torch
+from tqdm import tqdm
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)  # benchmarks.baselines
 
-from benchmarks.baselines.lk import track_lk  # noqa: E402
-from cotracker_fast.evaluation.datasets import read_synthetic  # noqa: E402
+from cotracker_fast.baselines.lk import track_lk  # noqa: E402
+from cotracker_fast.evaluation.datasets import read_heldout_photos, read_synthetic  # noqa: E402
 from cotracker_fast.evaluation.metrics import average_metrics  # noqa: E402
 from cotracker_fast.evaluation.run import evaluate_sample, score_sample  # noqa: E402
 from cotracker_fast.io import atomic_output  # noqa: E402
@@ -44,9 +47,12 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--checkpoint", default=None)
     p.add_argument("--model-name", default=None)
-    p.add_argument("--num-videos", type=int, default=20)
+    p.add_argument("--set", default="synthetic", choices=["synthetic", "photos"],
+                   help="synthetic: procedural clips (default 20 of 192x256); photos: the held-out real photographs "
+                        "under camera motion with moving occluders (default 6 of 256x320)")
+    p.add_argument("--num-videos", type=int, default=None)
     p.add_argument("--num-frames", type=int, default=24)
-    p.add_argument("--size", type=int, nargs=2, default=(192, 256), metavar=("H", "W"))
+    p.add_argument("--size", type=int, nargs=2, default=None, metavar=("H", "W"))
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--out", default=None, help="JSON file for the results (written atomically)")
     args = p.parse_args(argv)
@@ -56,7 +62,15 @@ def main(argv=None):
     res = tuple(model.config.model_resolution)
     per = {"model": [], "static": [], "lucas_kanade": []}
     t0 = time.time()
-    for s in read_synthetic(args.num_videos, num_frames=args.num_frames, size_hw=tuple(args.size)):
+    if args.set == "synthetic":
+        args.num_videos = 20 if args.num_videos is None else args.num_videos
+        args.size = (192, 256) if args.size is None else args.size
+        samples = read_synthetic(args.num_videos, num_frames=args.num_frames, size_hw=tuple(args.size))
+    else:
+        args.num_videos = 6 if args.num_videos is None else args.num_videos
+        args.size = (256, 320) if args.size is None else args.size
+        samples = read_heldout_photos(args.num_videos, num_frames=args.num_frames, size_hw=tuple(args.size))
+    for s in tqdm(samples, total=args.num_videos, desc=args.set, unit="clip"):
         per["model"].append(evaluate_sample(model, s, "synthetic", single_point=False, iters=6, resolution=res,
                                             device=args.device))
         per["static"].append(score_sample(s, "synthetic", *static_tracks(s)))
@@ -69,7 +83,7 @@ def main(argv=None):
     except OSError:
         commit = None
     result = {
-        "model": name, "checkpoint": args.checkpoint, "model_resolution": list(res), "num_videos": args.num_videos,
+        "set": args.set, "model": name, "checkpoint": args.checkpoint, "model_resolution": list(res), "num_videos": args.num_videos,
         "clip": {"num_frames": args.num_frames, "size_hw": list(args.size)}, "protocol": "multi_point, 6 iters",
         "average": avg, "per_video": per, "time_s": time.time() - t0, "device": args.device,
         "machine": platform.processor() or platform.machine(), "torch": torch.__version__, "commit": commit,

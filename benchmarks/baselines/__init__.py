@@ -2,9 +2,9 @@
 
 * :mod:`.pips` -- PIPs (Harley et al., ECCV 2022) as the official code computes it, with both chaining modes.
 * :mod:`.raft` -- torchvision's RAFT, forward flows chained into tracks.
-* :mod:`.lk` -- OpenCV pyramidal Lucas-Kanade with a forward-backward occlusion check.
+* Lucas-Kanade lives in the package (:mod:`cotracker_fast.baselines.lk`): the demo reports it too.
 * :mod:`.flops` -- FLOP estimates for every method of the speed suite.
 
-Every module is written from the descriptions in ``/work/shared/spec/performance_model.md`` and the papers; none
+Every module is written from descriptions of the architectures and the papers; none
 contains code from the official repositories.
 """

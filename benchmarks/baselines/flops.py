@@ -2,10 +2,9 @@
 
 A FLOP is one multiply or one add: a multiply-accumulate counts 2. Only the matrix products are counted (convs,
 Linear layers, attention matmuls, correlation volumes); norms, activations, resizes and grid sampling are left out.
-The layer sizes are those of ``/work/shared/spec/performance_model.md`` (sections 1, 4 and 5); at 384x512 and
-stride 4 the functions reproduce its numbers (encoder 51.8 GFLOP per frame; CoTracker v1 with 6 iterations
-~729 GFLOP per frame at N = 1,000; PIPs ~0.38 GFLOP per point per frame). RAFT is a linear fit to the spec's two
-per-pair estimates, scaled with the pixel count.
+The layer sizes are those of the published architectures; at 384x512 and stride 4 the functions give: encoder
+51.8 GFLOP per frame; CoTracker v1 with 6 iterations ~729 GFLOP per frame at N = 1,000; PIPs ~0.38 GFLOP per point
+per frame. RAFT is a linear fit to two per-pair estimates, scaled with the pixel count.
 """
 from __future__ import annotations
 
@@ -72,10 +71,11 @@ def _corr_per_token(H: int, W: int, stride: int, dense: bool, C: int = 128, leve
 
 
 def cotracker_window_starts(T: int, S: int = 8) -> list:
-    """Window starts of the v1 sliding-window schedule: 0, S/2, S, ... while ``start < T - S/2``."""
+    """Window starts of the v1 sliding-window schedule: 0, S/2, S, ... while ``start < T - S/2``, and always the first
+    (the model's ``window_runs``)."""
     step = S // 2
     starts, ind = [], 0
-    while ind < T - step:
+    while ind == 0 or ind < T - step:
         starts.append(ind)
         ind += step
     return starts
@@ -155,7 +155,7 @@ def pips_flops(
     )
 
 
-#: RAFT-large per frame pair at 384x512 (spec section 2.2: 315 GFLOP at 12 updates, 698 at 32): a linear fit
+#: RAFT-large per frame pair at 384x512 (estimates: 315 GFLOP at 12 updates, 698 at 32): a linear fit
 #: ``RAFT_LARGE_FIXED + updates * RAFT_LARGE_PER_UPDATE`` (encoders + correlation volume, and one GRU update with
 #: its upsampling).
 RAFT_LARGE_PER_UPDATE = (698e9 - 315e9) / 20

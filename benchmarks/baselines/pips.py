@@ -1,6 +1,6 @@
 """PIPs ("Particle Video Revisited", Harley et al., ECCV 2022) as the official code computes it.
 
-Written from the architecture description in ``/work/shared/spec/performance_model.md`` (section 1); no code from
+Written from a description of the PIPs architecture and its paper; no code from
 the official repository. What is reproduced, because it changes outputs or cost:
 
 * the shared CNN encoder (identical to CoTracker v1's; reused from :mod:`cotracker_fast.models.encoder`, whose

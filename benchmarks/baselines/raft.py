@@ -4,7 +4,7 @@ torchvision is imported lazily (:func:`raft_status`, :func:`load_raft`): with th
 ``import torchvision`` fails (its wheel is built against another torch), and the RAFT benchmarks are then skipped
 with that reason. The padding, flow and chaining logic below needs only torch and is tested on its own.
 
-Conventions (``/work/shared/spec/performance_model.md`` section 2): torchvision's ``raft_large`` / ``raft_small``
+Conventions: torchvision's ``raft_large`` / ``raft_small``
 take two ``(B, 3, H, W)`` images in [-1, 1] with H and W multiples of 8 and return one ``(B, 2, H, W)`` flow per
 update (the last is used); ``num_flow_updates`` 12 is torchvision's default, 32 the setting of PIPs' RAFT baseline.
 Below 128 pixels RAFT is reported to give NaNs (pytorch/vision#7338), so frames are also padded up to 128.

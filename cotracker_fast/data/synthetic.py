@@ -3,7 +3,8 @@
 A clip is a stack of textured layers composited back to front: a background and 2-6 (configurable) foreground
 objects. Each object is a shape (ellipse, convex polygon or smooth blob) with an anti-aliased alpha mask, filled
 with a procedural texture (multi-scale noise, stripes, checkers, gradients, all with a noise overlay so that
-every patch is trackable) or with a crop of the package's photograph (:func:`cotracker_fast.demo_clip.load_photo`).
+every patch is trackable) or, when photographs are given (``SyntheticConfig.photo_paths``), with a crop of one. The
+demo's photograph is never a default texture: the demo measures the tracker on it.
 Every layer moves by its own smooth homography (affine, or perspective with some probability), a smooth
 function of time; objects can travel out of the frame; with some probability a camera homography moves every
 layer, the background included.
@@ -59,9 +60,10 @@ __all__ = [
 
 #: Object shapes understood by :class:`SyntheticConfig`.
 SHAPES = ("ellipse", "polygon", "blob")
-#: Texture kinds understood by :class:`SyntheticConfig` (the default draws from all but ``"ramp"``).
+#: Texture kinds understood by :class:`SyntheticConfig` (the default draws from all but ``"ramp"`` and ``"photo"``).
 TEXTURES = ("noise", "stripes", "checkers", "gradient", "photo", "ramp")
-_DEFAULT_TEXTURES = ("noise", "stripes", "checkers", "gradient", "photo")
+# "photo" needs photographs (SyntheticConfig.photo_paths), so it is not in the default set.
+_DEFAULT_TEXTURES = ("noise", "stripes", "checkers", "gradient")
 #: Item ``i`` of ``SyntheticTracks(seed=s)`` is rendered from seed ``s * SEED_STRIDE + i``.
 SEED_STRIDE = 1_000_003
 # Tags that keep the seed streams apart. numpy's SeedSequence ignores trailing zero words ((s, 0) seeds like s),
@@ -109,9 +111,11 @@ class SyntheticConfig:
         object_size: ``(min, max)`` object diameter as a fraction of ``min(H, W)``, within ``(0, 2]``.
         shapes: object shapes to draw from (subset of :data:`SHAPES`).
         textures: texture kinds to draw from for every layer (subset of :data:`TEXTURES`; default all but
-            ``"ramp"``). ``"ramp"`` is a test pattern, not for training: red and green grow linearly with the
+            ``"ramp"`` and ``"photo"``). ``"photo"`` crops one of ``photo_paths`` at a random scale. ``"ramp"`` is
+            a test pattern, not for training: red and green grow linearly with the
             texture's x and y (``R = 255 * x / (w - 1)``), blue is a random constant, so the colour at a point
             names its texture position (bilinear rendering reproduces linear functions exactly).
+        photo_paths: image files the ``"photo"`` texture draws from (needed when ``textures`` holds it).
         object_travel: largest distance an object's centre moves over the clip, in units of ``max(H, W)``
             (objects start anywhere in the frame, so large values make them leave it).
         object_rotation: largest total rotation of an object over the clip, degrees.
@@ -143,6 +147,7 @@ class SyntheticConfig:
     object_size: Tuple[float, float] = (0.15, 0.5)
     shapes: Tuple[str, ...] = SHAPES
     textures: Tuple[str, ...] = _DEFAULT_TEXTURES
+    photo_paths: Tuple[str, ...] = ()
     object_travel: float = 0.5
     object_rotation: float = 60.0
     object_zoom: float = 0.3
@@ -190,6 +195,12 @@ class SyntheticConfig:
             if isinstance(v, str) or not isinstance(v, (tuple, list)) or not v or any(s not in known for s in v):
                 raise ValueError(f"SyntheticConfig.{name} must be a non-empty tuple drawn from {known}, got {v!r}")
             object.__setattr__(self, name, tuple(v))
+        paths = self.photo_paths
+        if isinstance(paths, str) or not isinstance(paths, (tuple, list)) or any(not isinstance(q, str) for q in paths):
+            raise ValueError(f"SyntheticConfig.photo_paths must be a tuple of file paths, got {paths!r}")
+        object.__setattr__(self, "photo_paths", tuple(paths))
+        if "photo" in self.textures and not self.photo_paths:
+            raise ValueError("SyntheticConfig.textures holds 'photo' but photo_paths is empty: give the photographs")
         number("object_travel", 0.0, 10.0)
         number("object_rotation", 0.0, 720.0)
         number("object_zoom", 0.0, 1.5)
@@ -315,20 +326,27 @@ def _smoothstep(x: torch.Tensor) -> torch.Tensor:
 
 
 @lru_cache(maxsize=1)
-def _photo_tensor() -> torch.Tensor:
-    from cotracker_fast.demo_clip import load_photo
+@lru_cache(maxsize=64)
+def _photo_tensor(path: str) -> torch.Tensor:
+    """The photograph at ``path`` as ``(3, h, w) float32`` RGB in 0..255 (grey images repeated), cached per path."""
+    import imageio.v3 as iio
 
-    return torch.from_numpy(load_photo().astype(np.float32)).permute(2, 0, 1).contiguous()
+    img = np.asarray(iio.imread(path))
+    if img.ndim == 2:
+        img = np.repeat(img[:, :, None], 3, axis=2)
+    if img.ndim != 3 or img.shape[0] < 16 or img.shape[1] < 16:
+        raise ValueError(f"photo {path!r}: expected an (H, W[, C]) image of at least 16x16, got {img.shape}")
+    return torch.from_numpy(np.ascontiguousarray(img[:, :, :3]).astype(np.float32)).permute(2, 0, 1).contiguous()
 
 
-def _texture(kind: str, rng: np.random.Generator, h: int, w: int) -> torch.Tensor:
+def _texture(kind: str, rng: np.random.Generator, h: int, w: int, photos: Sequence[str] = ()) -> torch.Tensor:
     """A texture ``(3, h, w) float32`` in 0..255 of the given kind."""
     if kind == "ramp":
         x = torch.arange(w, dtype=torch.float32)[None, :].expand(h, w) * (255.0 / max(w - 1, 1))
         y = torch.arange(h, dtype=torch.float32)[:, None].expand(h, w) * (255.0 / max(h - 1, 1))
         return torch.stack([x, y, torch.full((h, w), float(rng.uniform(0.0, 255.0)))])
     if kind == "photo":
-        photo = _photo_tensor()
+        photo = _photo_tensor(str(photos[int(rng.integers(len(photos)))]))
         ph, pw = photo.shape[1:]
         sc = min(rng.uniform(0.5, 1.3), (ph - 1) / h, (pw - 1) / w)  # photo pixels per texture pixel
         y0 = rng.uniform(0.0, ph - h * sc)
@@ -536,7 +554,7 @@ def _build_layers(rng: np.random.Generator, cfg: SyntheticConfig) -> Tuple[List[
     kind = str(rng.choice(cfg.textures))
     bg_map = _translate((w - 1) / 2.0 - (bw - 1) / 2.0, (h - 1) / 2.0 - (bh - 1) / 2.0)
     bg_maps = np.repeat(bg_map[None], t_len, 0) if cam is None else cam @ bg_map
-    layers = [_Layer(_texture(kind, rng, bh, bw), None, bg_maps, {"texture": kind, "shape": "background"})]
+    layers = [_Layer(_texture(kind, rng, bh, bw, cfg.photo_paths), None, bg_maps, {"texture": kind, "shape": "background"})]
     n_obj = int(rng.integers(cfg.num_objects[0], cfg.num_objects[1] + 1))
     for _ in range(n_obj):
         diam = rng.uniform(*cfg.object_size) * min(h, w)
@@ -546,7 +564,7 @@ def _build_layers(rng: np.random.Generator, cfg: SyntheticConfig) -> Tuple[List[
         shape = str(rng.choice(cfg.shapes))
         alpha = _shape_alpha(shape, rng, size, radius)
         kind = str(rng.choice(cfg.textures))
-        tex = _texture(kind, rng, size, size)
+        tex = _texture(kind, rng, size, size, cfg.photo_paths)
         maps, persp = _object_maps(rng, cfg, u, centre, radius)
         if cam is not None:
             maps = cam @ maps

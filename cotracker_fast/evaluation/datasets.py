@@ -609,7 +609,8 @@ def read_fastcapture(
 
 
 def read_synthetic(
-    num_videos: int = 3, *, num_frames: int = 24, size_hw: Tuple[int, int] = (256, 256), seed: int = 0
+    num_videos: int = 3, *, num_frames: int = 24, size_hw: Tuple[int, int] = (256, 256), seed: int = 0,
+    config=None,
 ) -> Iterator[EvalSample]:
     """An evaluation set with exact ground truth from the project's procedural generator
     (:func:`cotracker_fast.data.synthetic.synthetic_eval_clips`: textured layers moving with occlusions, seeds
@@ -618,7 +619,8 @@ def read_synthetic(
 
     Columns are the clip's tracks (``query_frames`` = their first visible frame); ``visible`` is False where a
     nearer layer covers the point or it is outside the frame. ``extra`` holds ``"queries"`` ``(N, 3)`` and
-    ``"description"``.
+    ``"description"``. ``config`` (a :class:`~cotracker_fast.data.synthetic.SyntheticConfig`, default
+    ``EVAL_CONFIG``) sets the look of the clips; ``num_frames`` and ``size_hw`` override its own.
     """
     import dataclasses
 
@@ -626,7 +628,8 @@ def read_synthetic(
 
     if isinstance(num_videos, bool) or not isinstance(num_videos, (int, np.integer)) or num_videos < 0:
         raise ValueError(f"num_videos must be a non-negative integer, got {num_videos!r}")
-    cfg = dataclasses.replace(EVAL_CONFIG, num_frames=int(num_frames), size_hw=tuple(int(v) for v in size_hw))
+    base = EVAL_CONFIG if config is None else config
+    cfg = dataclasses.replace(base, num_frames=int(num_frames), size_hw=tuple(int(v) for v in size_hw))
     samples = synthetic_eval_samples(int(num_videos), seed, cfg)  # validates the arguments now
 
     def gen() -> Iterator[EvalSample]:
@@ -636,6 +639,47 @@ def read_synthetic(
                                s["query_frames"], {"queries": s["queries"], "description": s["description"]})
 
     return gen()
+
+
+#: The held-out photographs (``cotracker_fast/assets/heldout``): never training textures.
+HELDOUT_PHOTOS = ("raccoon.jpg", "ascent.jpg", "aero.jpg")
+
+
+def heldout_photo_paths() -> Tuple[str, ...]:
+    """Paths of :data:`HELDOUT_PHOTOS` (FileNotFoundError when the package data is missing)."""
+    folder = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "assets", "heldout")
+    paths = tuple(os.path.join(folder, n) for n in HELDOUT_PHOTOS)
+    missing = [p for p in paths if not os.path.isfile(p)]
+    if missing:
+        raise FileNotFoundError(f"held-out photographs missing: {missing} (package data 'assets/heldout' installed?)")
+    return paths
+
+
+def heldout_photo_config():
+    """The look of the held-out photo clips: a real photograph as background under a camera homography (always
+    moving: translation up to 10% of the frame, rotation up to 5 degrees, zoom up to 10%, mild perspective), and 1 to
+    3 occluders textured with crops of the photographs, crossing the frame (up to 60% of its size over the clip).
+    80% of the points lie on the background, so occlusion by the occluders is what tells trackers apart; 64 points
+    per clip, queried at their first visible frame."""
+    from cotracker_fast.data.synthetic import EVAL_CONFIG
+
+    import dataclasses
+
+    return dataclasses.replace(
+        EVAL_CONFIG, textures=("photo",), photo_paths=heldout_photo_paths(), num_objects=(1, 3),
+        object_size=(0.25, 0.45), object_travel=0.6, object_rotation=30.0, object_zoom=0.2,
+        camera_motion_probability=1.0, camera_translation=0.10, camera_rotation=5.0, camera_zoom=0.10,
+        camera_perspective=0.04, object_point_fraction=0.2,
+    )
+
+
+def read_heldout_photos(
+    num_videos: int = 6, *, num_frames: int = 24, size_hw: Tuple[int, int] = (256, 320), seed: int = 0
+) -> Iterator[EvalSample]:
+    """Real photographs under known camera motion with moving occluders (:func:`heldout_photo_config`), with exact
+    ground truth; the clips of :func:`read_synthetic` otherwise (names ``synthetic_{i:03d}``, "query first", the
+    same disjoint evaluation seeds). The photographs are :data:`HELDOUT_PHOTOS`, which no training run uses."""
+    return read_synthetic(num_videos, num_frames=num_frames, size_hw=size_hw, seed=seed, config=heldout_photo_config())
 
 
 # ----------------------------------------------------------------------------------------------------------

@@ -23,7 +23,7 @@ from typing import Optional, Tuple
 import torch
 from torch import Tensor
 
-from ..models.cotracker import CoTracker, SlidingWindowTracker
+from ..models.cotracker import CoTracker, SlidingWindowTracker, window_runs
 from ..predictor import get_points_on_a_grid
 
 GRID_SIZE = 6
@@ -77,12 +77,13 @@ def track_from_features(
     traj = queries.new_zeros(B, L, n, 2)
     vis = queries.new_zeros(B, L, n)
     ind = 0
-    while ind < L - step:
+    while window_runs(ind, L, step):
         lo = ind if ind == 0 else ind + step
         frames = (first + torch.arange(lo, ind + S, device=dev)[None]).clamp(max=T - 1)  # (B, F) video frames
         out = state.run_window(None, (lengths - ind).clamp(1, S), new_fmaps=fmaps[rows, frames])
         if out is not None:
-            running = (ind < lengths - step).to(out.valid.device, non_blocking=True)  # the sample's own loop ran it
+            # the sample's own loop ran it (window_runs, per sample)
+            running = ((ind < lengths - step) | (ind == 0)).to(out.valid.device, non_blocking=True)
             out.valid &= running[:, None]
             out.write_into(traj, vis)
         ind += step

@@ -26,6 +26,9 @@ class CoTrackerConfig:
         flow_embed_dim: sin/cos features per axis of the flow embedding.
         model_resolution: (H, W) input resolution in pixels; the 2D position table covers
             ``(H // stride, W // stride)`` cells.
+        pos_embed: add the 2D sin/cos table of each track's window-start position to its tokens (official). Without
+            it the network sees only relative quantities (flows, correlations, features), so a model trained on
+            small crops runs unchanged on larger frames.
     """
 
     stride: int = 4
@@ -40,6 +43,7 @@ class CoTrackerConfig:
     mlp_ratio: float = 4.0
     flow_embed_dim: int = 64
     model_resolution: Tuple[int, int] = (384, 512)
+    pos_embed: bool = True
 
     def __post_init__(self):
         if self.window_len < 2 or self.window_len % 2:

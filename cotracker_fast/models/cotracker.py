@@ -2,7 +2,7 @@
 
 Paper: Karaev et al., "CoTracker: It is Better to Track Together" (2023). This is a clean-room implementation that
 loads the official v1 checkpoints unchanged (150 keys, 24,149,859 parameters) and follows the released code where it
-differs from the paper (square 7x7 correlation neighbourhoods, x-major order; see shared/spec).
+differs from the paper (square 7x7 correlation neighbourhoods, x-major order).
 
 Differences from the official code that do not change results:
 
@@ -13,6 +13,11 @@ Differences from the official code that do not change results:
   (:func:`mask_vis_channels`);
 * the window schedule lives in :class:`SlidingWindowTracker`, which the offline ``forward`` and the streaming
   predictor both drive, so the two give the same tracks.
+
+One difference that does change results, on clips of at most S/2 frames only: the official schedule runs windows
+while ``start < T - S/2``, so such a clip runs no window and every frame but the query frames stays (0, 0). Here
+the first window always runs (:func:`window_runs`), on the clip padded with its last frame as any short window is,
+so short clips get real tracks. Clips longer than S/2 frames run exactly the official windows.
 """
 from __future__ import annotations
 
@@ -126,8 +131,10 @@ class CoTracker(nn.Module):
         pyramid = [p.permute(0, 1, 3, 4, 2).contiguous().permute(0, 1, 4, 2, 3) for p in
                    ops.build_pyramid(fmaps, cfg.corr_levels)]
         ffeats = feat_init[:, None].expand(B, S, N, cfg.latent_dim)
-        table = self.pos_table(fmaps.shape[-2], fmaps.shape[-1], coords)  # (1, D, h, w), shared by the batch
-        pos = ops.bilinear_sample_border(table, coords[:, 0].reshape(1, B * N, 2)).reshape(B, N, -1)
+        pos = None
+        if cfg.pos_embed:
+            table = self.pos_table(fmaps.shape[-2], fmaps.shape[-1], coords)  # (1, D, h, w), shared by the batch
+            pos = ops.bilinear_sample_border(table, coords[:, 0].reshape(1, B * N, 2)).reshape(B, N, -1)
         times = self.time_embed[:, :S, None, :]  # (1, S, 1, D)
         mask_vis = mask_vis_channels(track_mask, vis_init, counts)
         track_valid = None
@@ -142,7 +149,7 @@ class CoTracker(nn.Module):
             fcorrs = ops.corr_sample(pyramid, ffeats, coords, cfg.corr_radius, backend=self.backend)
             flows = flow_embedding(coords - coords[:, :1], cfg.flow_embed_dim)
             tokens = torch.cat([flows, fcorrs, ffeats, mask_vis], dim=-1)
-            x = tokens + pos[:, None] + times  # (B, S, N, D)
+            x = (tokens if pos is None else tokens + pos[:, None]) + times  # (B, S, N, D)
             delta = self.updateformer(x.transpose(1, 2), track_valid).transpose(1, 2)  # (B, S, N, 2 + C)
             dfeats = self.norm(delta[..., 2:].reshape(-1, cfg.latent_dim))
             ffeats = ffeats + self.ffeat_updater(dfeats).reshape(B, S, N, cfg.latent_dim)
@@ -223,7 +230,7 @@ class CoTracker(nn.Module):
         traj = rgbs.new_zeros(B, T, queries.shape[1], 2)
         vis = rgbs.new_zeros(B, T, queries.shape[1])
         ind = 0
-        while ind < T - step:
+        while window_runs(ind, T, step):
             lo = ind if ind == 0 else ind + step
             new = _pad_frames(rgbs[:, lo : ind + S], (ind + S) - lo)
             out = state.run_window(new, min(S, T - ind))
@@ -231,6 +238,19 @@ class CoTracker(nn.Module):
                 out.write_into(traj, vis)
             ind += step
         return traj, state.feat_init, torch.sigmoid(vis), state.train_data
+
+
+def window_runs(start: int, T: int, step: int) -> bool:
+    """Whether the sliding window starting at frame ``start`` runs on a ``T``-frame video (``step`` = S/2).
+
+    Windows run while ``start < T - step`` (the official schedule: the last window is the first one that reaches
+    the end of the video), and the first window always runs: with ``T <= step`` the official condition holds for
+    no window and the clip would get no tracks at all; its one window sees the ``T`` frames padded with the last
+    one, as every window that runs past the end of a video does. For ``T > step`` the first window runs under
+    both rules, so longer clips get the official windows unchanged. Every driver of
+    :class:`SlidingWindowTracker` (the model, the predictors, the evaluation) uses this one rule.
+    """
+    return start == 0 or start < T - step
 
 
 def mask_vis_channels(track_mask: Tensor, vis_init: Tensor, counts: Optional[Tensor] = None) -> Tensor:

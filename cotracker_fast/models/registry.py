@@ -17,12 +17,13 @@ MODEL_CONFIGS: Dict[str, CoTrackerConfig] = {
     "cotracker_stride_4_wind_12": CoTrackerConfig(stride=4, window_len=12),
     # the fastest official variant
     "cotracker_stride_8_wind_16": CoTrackerConfig(stride=8, window_len=16),
-    # Ours: the v1 architecture with a 3+3-block, 256-wide transformer (7.5 M parameters), working at 96x128. Its
-    # weights ship inside the package (trained on the procedural clips on a 2-core CPU, see docs/ACCURACY.md) and
-    # are what CoTrackerPredictor() uses when no official checkpoint is given.
+    # Ours: the v1 architecture with a 2+2-block, 128-wide transformer and no absolute position embedding, working
+    # at the official 384x512. It is trained on small crops (it sees only relative quantities, so crops and full
+    # frames look alike to it); its weights ship inside the package (docs/ACCURACY.md) and are what
+    # CoTrackerPredictor() uses when no official checkpoint is given.
     "cotracker_fast_small": CoTrackerConfig(
-        stride=4, window_len=8, hidden_size=256, num_heads=8, time_depth=3, space_depth=3,
-        model_resolution=(96, 128),
+        stride=4, window_len=8, hidden_size=128, num_heads=4, time_depth=2, space_depth=2,
+        model_resolution=(384, 512), pos_embed=False,
     ),
 }
 DEFAULT_MODEL = "cotracker_stride_4_wind_8"

@@ -7,7 +7,8 @@ Precedence: the explicit ``backend=`` argument, then the environment (``COTRACKE
   :class:`BackendUnavailableError`, naming the reason.
 * The automatic choice walks the op's preference list and silently falls back to the PyTorch implementation.
 
-Backends per op (later kernels register themselves with :func:`register_backend`):
+Backends per op (all registered by :mod:`cotracker_fast.ops` with :func:`register_backend`; the Triton and CUDA
+ones import their kernels on first use):
 
 =============  ==============================================  =========================================
 op             name                                            what
@@ -17,6 +18,8 @@ corr_sample    ``torch``                                       local gather + do
 corr_sample    ``triton``                                      fused Triton kernel, explicit only (for now)
 attention      ``reference``                                   explicit softmax(q k^T) v
 attention      ``torch``                                       ``F.scaled_dot_product_attention``
+attention      ``cuda``                                        CUDA kernels of ``cotracker_fast._C``,
+                                                               explicit only (for now)
 =============  ==============================================  =========================================
 
 ``backend`` may be a string (applied to every op) or a dict ``{"corr_sample": ..., "attention": ...}``;

@@ -51,6 +51,13 @@ class TrainConfig:
             (:class:`cotracker_fast.data.kubric.KubricMovifDataset`, needs ``data_root``).
         num_frames / size_hw / num_points: clip length, frame size (H, W) in pixels, tracks per clip.
         augment: the paper's augmentations (:mod:`cotracker_fast.data.augment`).
+        augment_overrides: :class:`~cotracker_fast.data.augment.Augmentations` fields changed from the paper's
+            values, which are sized for 384x512 crops (erased boxes up to 100 px, crops jittered by 15 px per
+            frame): small crops need them scaled down. A ``scale_range`` above 1 enlarges (and so blurs) the
+            rendered clip before the crop, as when a small video is tracked at the model's larger working
+            resolution.
+        photo_dir: a folder of photographs (``.jpg``/``.png``) that synthetic layers may be textured with, besides
+            the procedural textures (None: procedural only).
         batch_size: clips per process and step.
         num_steps: optimiser steps of the whole run (the schedule's length).
         lr / weight_decay / grad_clip / train_iters: the official 5e-4, 1e-5, 10 and 4.
@@ -60,6 +67,9 @@ class TrainConfig:
         eval_videos: held-out synthetic clips scored at each evaluation (seeds disjoint from training).
         max_steps_this_run: stop (after saving) once this many steps ran in this process; for time-boxed jobs.
         max_time_s: stop (after saving) once this much wall time passed in this process.
+        init_weights: start the model from these weights (a ``.safetensors`` or ``.pth`` state dict of the same
+            variant, e.g. the fp16 export of an earlier run) instead of a fresh initialisation; the optimiser and
+            schedule start fresh. Ignored when the run resumes from its own ``last.pt``.
         zero_init_coord_head: start the coordinate rows of the UpdateFormer's output head at zero, so the untrained
             model predicts "every point stays at its query" and training starts from that baseline (not in the
             official recipe; it speeds up short runs such as the shipped CPU-trained weights).
@@ -75,6 +85,8 @@ class TrainConfig:
     size_hw: Tuple[int, int] = (384, 512)
     num_points: int = 256
     augment: bool = True
+    augment_overrides: Dict[str, Any] = field(default_factory=dict)
+    photo_dir: Optional[str] = None
     batch_size: int = 1
     num_workers: int = 2
     num_steps: int = 50_000
@@ -97,11 +109,17 @@ class TrainConfig:
     eval_videos: int = 4
     max_steps_this_run: Optional[int] = None
     max_time_s: Optional[float] = None
+    init_weights: Optional[str] = None
     zero_init_coord_head: bool = False
     optimizer: str = "adamw"
 
     def __post_init__(self):
         self.size_hw = tuple(int(v) for v in self.size_hw)
+        self.augmentations()  # validates the overrides
+        if self.photo_dir is not None:
+            self.photo_dir = os.path.expanduser(self.photo_dir)
+        if self.photo_dir is not None and not photo_files(self.photo_dir):
+            raise ValueError(f"photo_dir {self.photo_dir!r} holds no .jpg/.jpeg/.png file")
         if self.model not in MODEL_CONFIGS:
             raise ValueError(f"model must be one of {sorted(MODEL_CONFIGS)}, got {self.model!r}")
         if self.data not in ("synthetic", "kubric"):
@@ -127,6 +145,17 @@ class TrainConfig:
             raise ValueError(f"model_overrides has unknown CoTrackerConfig fields {sorted(bad)}")
         return dataclasses.replace(MODEL_CONFIGS[self.model], **over)
 
+    def augmentations(self):
+        """The :class:`~cotracker_fast.data.augment.Augmentations` of this run (crop to ``size_hw``, with
+        :attr:`augment_overrides`; JSON lists become tuples)."""
+        from ..data.augment import Augmentations
+
+        over = {k: tuple(v) if isinstance(v, list) else v for k, v in self.augment_overrides.items()}
+        bad = set(over) - {f.name for f in dataclasses.fields(Augmentations)} | ({"crop_size"} & set(over))
+        if bad:
+            raise ValueError(f"augment_overrides has unknown (or fixed) Augmentations fields {sorted(bad)}")
+        return Augmentations(crop_size=self.size_hw, **over)
+
     def loss_config(self) -> LossConfig:
         return LossConfig(self.gamma, self.vis_weight, self.official_vis_quirk)
 
@@ -145,20 +174,51 @@ class TrainConfig:
 # ------------------------------------------------------------------------------------------------ data
 
 
+def photo_files(folder: str) -> Tuple[str, ...]:
+    """The ``.jpg``/``.jpeg``/``.png`` files of ``folder``, sorted (so a run's textures do not depend on the
+    directory listing order); ``()`` when the folder does not exist."""
+    if not os.path.isdir(folder):
+        return ()
+    names = sorted(n for n in os.listdir(folder) if n.lower().endswith((".jpg", ".jpeg", ".png")))
+    return tuple(os.path.join(folder, n) for n in names)
+
+
+def _sha256(path: str) -> str:
+    import hashlib
+
+    with open(path, "rb") as f:
+        return hashlib.sha256(f.read()).hexdigest()
+
+
+def check_training_photos(paths: Tuple[str, ...]) -> None:
+    """Refuse (ValueError) training photographs that are the demo's photograph or a held-out evaluation photograph
+    (same file content): those measure the tracker, so they never train it."""
+    from ..demo_clip import ASSET_DIR, PHOTO_NAME
+    from ..evaluation.datasets import heldout_photo_paths
+
+    protected = {_sha256(p): os.path.basename(p) for p in (str(ASSET_DIR / PHOTO_NAME), *heldout_photo_paths())}
+    for p in paths:
+        name = protected.get(_sha256(p))
+        if name is not None:
+            raise ValueError(f"training photo {p!r} is the evaluation photograph {name!r}: remove it from photo_dir")
+
+
 def build_dataset(cfg: TrainConfig, *, seed: Optional[int] = None, augment: Optional[bool] = None) -> Dataset:
     """The training set of ``cfg`` (item ``i`` a :class:`~cotracker_fast.data.clip.TrackClip`)."""
     aug = None
     if cfg.augment if augment is None else augment:
-        from ..data.augment import Augmentations
-
-        aug = Augmentations(crop_size=cfg.size_hw)
+        aug = cfg.augmentations()
     seed = cfg.seed if seed is None else seed
     if cfg.data == "synthetic":
         from ..data.synthetic import SyntheticConfig, SyntheticTracks
 
         # rendered with a margin when augmenting, so that scale/crop has room (the Kubric clips are 512x512)
         size = cfg.size_hw if aug is None else tuple(s + s // 4 for s in cfg.size_hw)
-        scfg = SyntheticConfig(num_frames=cfg.num_frames, size_hw=size, num_points=cfg.num_points)
+        photos = photo_files(cfg.photo_dir) if cfg.photo_dir else ()
+        check_training_photos(photos)
+        textures = SyntheticConfig.textures + (("photo",) if photos else ())
+        scfg = SyntheticConfig(num_frames=cfg.num_frames, size_hw=size, num_points=cfg.num_points, textures=textures,
+                               photo_paths=photos)
         return SyntheticTracks(length=2**62, seed=seed, config=scfg, augment=aug)
     from ..data.kubric import KubricMovifDataset
 
@@ -315,8 +375,15 @@ HELD_OUT_SEED = 10_000_019
 
 
 def init_model(cfg: TrainConfig) -> CoTracker:
-    """The untrained model of ``cfg`` (seeded by the caller), with :attr:`TrainConfig.zero_init_coord_head`."""
+    """The model a run starts from: :attr:`TrainConfig.init_weights` when given, else a fresh initialisation (seeded
+    by the caller) with :attr:`TrainConfig.zero_init_coord_head`."""
     model = CoTracker(cfg.model_config(), backend=cfg.backend)
+    if cfg.init_weights:
+        from ..models.checkpoint import read_state_dict
+
+        sd = read_state_dict(cfg.init_weights)
+        model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in sd.items()})  # strict
+        return model
     if cfg.zero_init_coord_head:
         with torch.no_grad():
             model.updateformer.flow_head.weight[:2].zero_()

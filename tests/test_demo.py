@@ -1,0 +1,36 @@
+"""``make demo`` (cotracker_fast.demo): the error table beside the baselines, and the overlay picture."""
+import os
+
+import numpy as np
+import pytest
+
+
+def _run(tmp_path, capsys, monkeypatch, lk: bool):
+    from cotracker_fast import baselines, demo
+
+    if not lk:
+        monkeypatch.setattr(baselines, "lk_available", lambda: False)
+    fig = str(tmp_path / "fig.png")
+    assert demo.main(["--out-dir", str(tmp_path / "out"), "--frames", "8", "--figure", fig]) == 0
+    return capsys.readouterr().out, fig
+
+
+def test_demo_prints_the_model_beside_lucas_kanade_and_writes_the_picture(tmp_path, capsys, monkeypatch):
+    pytest.importorskip("cv2")
+    import imageio.v3 as iio
+
+    out, fig = _run(tmp_path, capsys, monkeypatch, lk=True)
+    rows = {name: line for line in out.splitlines() for name in ("cotracker_fast (shipped", "Lucas-Kanade (OpenCV)",
+                                                                 "points stay where they were") if name in line}
+    assert len(rows) == 3, out
+    for line in rows.values():
+        assert "mean" in line and "delta_avg" in line and "nan" not in line
+    img = iio.imread(fig)
+    assert img.shape == (384, 512, 3) and img.dtype == np.uint8
+    assert os.path.isfile(tmp_path / "out" / "overlay.mp4") and os.path.isfile(tmp_path / "out" / "tracks.npz")
+
+
+def test_demo_says_when_opencv_is_missing(tmp_path, capsys, monkeypatch):
+    out, _ = _run(tmp_path, capsys, monkeypatch, lk=False)
+    assert "Lucas-Kanade (OpenCV)              skipped: OpenCV is not installed" in out
+    assert "points stay where they were" in out
