@@ -157,7 +157,9 @@ def _params(path):
 
 def test_tiny_model_overfits_one_clip(tmp_path, monkeypatch):
     """Every step sees the same clip (the dataset is pinned to item 0): the loss must fall a lot.
-    Measured: 200 steps at lr 2e-3 take the mean of 5 losses from 3.1 to 0.41 (7.5x); the test asks for 4x."""
+    Measured on item 0 of the default look (procedural textures only, no photograph): 200 steps at lr 2e-3 take the
+    mean of 5 losses from 4.72 to 1.30 (3.6x); the test asks for 3x. (With the demo photograph among the default
+    textures, item 0 was another clip: 3.1 to 0.41.)"""
     import cotracker_fast.training.trainer as tr
 
     real = tr.build_dataset
@@ -175,7 +177,7 @@ def test_tiny_model_overfits_one_clip(tmp_path, monkeypatch):
     monkeypatch.setattr(tr, "build_dataset", lambda cfg, **kw: One(real(cfg, **kw)))
     out = train(_cfg(tmp_path, "overfit", num_steps=200, lr=2e-3, log_every=0), device="cpu")
     first, last = sum(out["losses"][:5]) / 5, sum(out["losses"][-5:]) / 5
-    assert last < first / 4, (first, last)
+    assert last < first / 3, (first, last)
 
 
 def test_resume_continues_the_same_run(tmp_path):
