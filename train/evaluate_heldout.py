@@ -12,7 +12,6 @@ first" (average Jaccard, <delta^x_avg, occlusion accuracy) in the 256x256 TAP-Vi
 known camera motion with moving occluders.
 """
 import argparse
-import json
 import os
 import platform
 import subprocess
@@ -24,13 +23,13 @@ import torch
 from tqdm import tqdm
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)  # benchmarks.baselines
+sys.path.insert(0, ROOT)  # benchmarks._common
 
 from cotracker_fast.baselines.lk import track_lk  # noqa: E402
 from cotracker_fast.evaluation.datasets import read_heldout_photos, read_synthetic  # noqa: E402
 from cotracker_fast.evaluation.metrics import average_metrics  # noqa: E402
 from cotracker_fast.evaluation.run import evaluate_sample, score_sample  # noqa: E402
-from cotracker_fast.io import atomic_output  # noqa: E402
+from benchmarks._common import write_results  # noqa: E402
 from cotracker_fast.predictor import build_model  # noqa: E402
 
 KEYS = ("average_jaccard", "average_pts_within_thresh", "occlusion_accuracy")
@@ -93,10 +92,7 @@ def main(argv=None):
         print(f"| {m} | {100 * a['average_jaccard']:.1f} | {100 * a['average_pts_within_thresh']:.1f} | "
               f"{100 * a['occlusion_accuracy']:.1f} |")
     if args.out:
-        os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
-        with atomic_output(args.out) as tmp:
-            with open(tmp, "w") as f:
-                json.dump(result, f, indent=1)
+        write_results(args.out, result)
     return 0
 
 

@@ -21,11 +21,14 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # benchmarks._common
+
+from benchmarks._common import write_results  # noqa: E402
+
 from cotracker_fast.data.clip import collate_clips
 from cotracker_fast.evaluation.datasets import read_synthetic
 from cotracker_fast.evaluation.metrics import average_metrics
 from cotracker_fast.evaluation.run import evaluate_sample
-from cotracker_fast.io import atomic_output
 from cotracker_fast.training.trainer import (TrainConfig, build_dataset, init_model, load_checkpoint_state,
                                              train_step_loss)
 
@@ -73,9 +76,7 @@ def main(argv=None) -> int:
               "heldout": "read_synthetic(num_videos, num_frames=24, size_hw=(192, 256))", "curve": rows,
               "date": time.strftime("%Y-%m-%d %H:%M:%S"), "torch": torch.__version__}
     if args.out:
-        with atomic_output(args.out) as tmp:
-            with open(tmp, "w") as f:
-                json.dump(result, f, indent=1)
+        write_results(args.out, result)
     return 0
 
 
