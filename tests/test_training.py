@@ -130,10 +130,24 @@ def test_config_validation(tmp_path):
         TrainConfig(data="kubric")
     with pytest.raises(ValueError, match="unknown CoTrackerConfig fields"):
         TrainConfig(model_overrides={"depth": 3})
+    with pytest.raises(ValueError, match="synthetic_overrides has unknown or reserved fields \\['bogus'\\]"):
+        TrainConfig(synthetic_overrides={"bogus": 1})
+    with pytest.raises(ValueError, match="reserved"):
+        TrainConfig(synthetic_overrides={"num_frames": 3})
+    with pytest.raises(ValueError, match="camera_motion_probability"):
+        TrainConfig(synthetic_overrides={"camera_motion_probability": 2.0})
     p = tmp_path / "c.json"
     p.write_text(json.dumps({"num_steps": 3, "typo": 1}))
     with pytest.raises(ValueError, match="typo"):
         TrainConfig.from_json(str(p))
+
+
+def test_synthetic_overrides_reach_the_dataset():
+    cfg = TrainConfig(num_frames=5, size_hw=[32, 48], num_points=4, augment=False,
+                      synthetic_overrides={"num_objects": [0, 0], "camera_motion_probability": 1.0})
+    scfg = build_dataset(cfg).config
+    assert scfg.num_objects == (0, 0) and scfg.camera_motion_probability == 1.0
+    assert (scfg.num_frames, scfg.size_hw, scfg.num_points) == (5, (32, 48), 4)
 
 
 # ------------------------------------------------------------------------------------------------ the loop

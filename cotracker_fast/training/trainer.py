@@ -56,6 +56,9 @@ class TrainConfig:
             frame): small crops need them scaled down. A ``scale_range`` above 1 enlarges (and so blurs) the
             rendered clip before the crop, as when a small video is tracked at the model's larger working
             resolution.
+        synthetic_overrides: :class:`~cotracker_fast.data.synthetic.SyntheticConfig` fields changed from its
+            defaults for ``data="synthetic"`` (e.g. ``camera_motion_probability``, ``object_travel``); the clip
+            length, size, point count and textures always come from this config.
         photo_dir: a folder of photographs (``.jpg``/``.png``) that synthetic layers may be textured with, besides
             the procedural textures (None: procedural only).
         batch_size: clips per process and step.
@@ -86,6 +89,7 @@ class TrainConfig:
     num_points: int = 256
     augment: bool = True
     augment_overrides: Dict[str, Any] = field(default_factory=dict)
+    synthetic_overrides: Dict[str, Any] = field(default_factory=dict)
     photo_dir: Optional[str] = None
     batch_size: int = 1
     num_workers: int = 2
@@ -116,6 +120,7 @@ class TrainConfig:
     def __post_init__(self):
         self.size_hw = tuple(int(v) for v in self.size_hw)
         self.augmentations()  # validates the overrides
+        self._check_synthetic_overrides()
         if self.photo_dir is not None:
             self.photo_dir = os.path.expanduser(self.photo_dir)
         if self.photo_dir is not None and not photo_files(self.photo_dir):
@@ -144,6 +149,16 @@ class TrainConfig:
         if bad:
             raise ValueError(f"model_overrides has unknown CoTrackerConfig fields {sorted(bad)}")
         return dataclasses.replace(MODEL_CONFIGS[self.model], **over)
+
+    def _check_synthetic_overrides(self) -> None:
+        from ..data.synthetic import SyntheticConfig
+
+        reserved = {"num_frames", "size_hw", "num_points", "textures", "photo_paths"}
+        known = {f.name for f in dataclasses.fields(SyntheticConfig)} - reserved
+        bad = sorted(set(self.synthetic_overrides) - known)
+        if bad:
+            raise ValueError(f"synthetic_overrides has unknown or reserved fields {bad}; allowed: {sorted(known)}")
+        SyntheticConfig(**self.synthetic_overrides)  # validates the values (ValueError names the field)
 
     def augmentations(self):
         """The :class:`~cotracker_fast.data.augment.Augmentations` of this run (crop to ``size_hw``, with
@@ -217,8 +232,8 @@ def build_dataset(cfg: TrainConfig, *, seed: Optional[int] = None, augment: Opti
         photos = photo_files(cfg.photo_dir) if cfg.photo_dir else ()
         check_training_photos(photos)
         textures = SyntheticConfig.textures + (("photo",) if photos else ())
-        scfg = SyntheticConfig(num_frames=cfg.num_frames, size_hw=size, num_points=cfg.num_points, textures=textures,
-                               photo_paths=photos)
+        scfg = SyntheticConfig(**{**cfg.synthetic_overrides, "num_frames": cfg.num_frames, "size_hw": size,
+                                  "num_points": cfg.num_points, "textures": textures, "photo_paths": photos})
         return SyntheticTracks(length=2**62, seed=seed, config=scfg, augment=aug)
     from ..data.kubric import KubricMovifDataset
 
