@@ -30,6 +30,7 @@ from .io import TRACK_EXTENSIONS, VideoReader, VideoWriter, load_mask, load_quer
 from .models.checkpoint import CheckpointError
 from .models.registry import list_models, model_name_from_checkpoint
 from .online import CoTrackerOnlinePredictor
+from .precision import parse_dtype_name, resolve_dtype
 from .predictor import is_untrained
 
 PROG = "cotracker-fast"
@@ -225,7 +226,13 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--backward", action="store_true", help="also track backwards in time")
     t.add_argument("--device", default=None, help="cpu, cuda, cuda:1, ... (default: cuda if available)")
     t.add_argument("--backend", default=None, help="ops backend: auto (default), torch, reference, ...")
-    t.add_argument("--dtype", choices=["float32", "bfloat16", "float16"], default="float32")
+    t.add_argument(
+        "--dtype", choices=["auto", "fp32", "bf16", "fp16", "float32", "bfloat16", "float16"], default="auto",
+        help="compute dtype. auto (default): bf16 on a CPU with native bf16 (AVX512-BF16/AMX/Arm BF16), fp32 "
+        "elsewhere. bf16 keeps coordinates, correlation, the transformer's input and output layers and the "
+        "visibility logits in fp32; its tracks differ from fp32 by about the model's own sensitivity to a 1e-3 "
+        "change of the pixel values (measured 0.25 px mean on the shipped weights; see docs/PERFORMANCE.md). "
+        "fp16 needs CUDA.")
     t.add_argument("--max-frames", type=int, default=None, help="only the first N frames")
     t.add_argument("--out", default="tracks.npz", help="tracks file: .npz, .csv or .json (default tracks.npz)")
     t.add_argument("--viz", default=None, help="write an overlay video (.mp4 or .gif)")
@@ -332,6 +339,11 @@ def _prepare_track(args) -> dict:
     _check_weights(args.checkpoint, args.model_name)
     device = _resolve_device(args.device)
     _check_backend(args.backend, device)
+    dtype = parse_dtype_name(args.dtype, device)
+    try:
+        resolve_dtype(dtype, device)  # fp16 on a CPU is refused here, before any work
+    except ValueError as e:
+        raise UsageError(f"--dtype {args.dtype}: {e}") from None
     try:
         queries = load_queries(args.queries) if args.queries else None
         mask = load_mask(args.segm_mask) if args.segm_mask else None
@@ -361,7 +373,7 @@ def _prepare_track(args) -> dict:
         backward=args.backward,
         device=device,
         backend=args.backend,
-        dtype=getattr(torch, args.dtype),
+        dtype=dtype,
         max_frames=args.max_frames,
     )
 

@@ -17,27 +17,25 @@ from __future__ import annotations
 from typing import Optional, Tuple
 
 import torch
-import torch.nn.functional as F
-from torch import Tensor, nn
+from torch import Tensor
 
 from . import ops
 from .models.cotracker import SlidingWindowTracker, window_runs
-from .predictor import (
+from .predictor_base import (
     OFFICIAL_DEFAULT_CHECKPOINT,
     VISIBILITY_THRESHOLD,
+    PredictorBase,
     _check_user_queries,
-    autocast_context,
-    build_model,
-    check_bucket,
-    check_dtype,
-    compile_model_once,
+    check_segm_mask,
     check_video_values,
+    compile_model_once,
     grid_queries,
+    place_at_queries,
     support_grid_queries,
 )
 
 
-class CoTrackerOnlinePredictor(nn.Module):
+class CoTrackerOnlinePredictor(PredictorBase):
     """Online tracking with a CoTracker v1 model.
 
     Usage::
@@ -72,24 +70,10 @@ class CoTrackerOnlinePredictor(nn.Module):
         compile: bool = False,
         compile_bucket: int = 64,
     ):
-        super().__init__()
-        self.support_grid_size = 6
-        self.dtype = check_dtype(dtype)
-        self.iters = iters
-        self.model, self.model_name = build_model(checkpoint, model_name, backend)
-        self.interp_shape = tuple(self.model.config.model_resolution)  # (384, 512) for the official variants
-        self.compile = bool(compile)  # see CoTrackerPredictor: compile / compile_bucket
-        self.compile_bucket = check_bucket(compile_bucket)
-        if device is not None:
-            self.to(device)
-        self.eval()
+        super().__init__(checkpoint, model_name=model_name, device=device, backend=backend, dtype=dtype, iters=iters,
+                         compile=compile, compile_bucket=compile_bucket)
         self._state: Optional[SlidingWindowTracker] = None
         self._received = 0
-
-    @property
-    def device(self) -> torch.device:
-        """Device of the model's weights."""
-        return next(self.model.parameters()).device
 
     @property
     def window_len(self) -> int:
@@ -115,10 +99,7 @@ class CoTrackerOnlinePredictor(nn.Module):
     def tracked_queries(self) -> Tensor:
         """``(B, N, 3)`` the user (or grid) points being tracked, rows ``(t, x, y)`` in pixels of the video."""
         self._require_started()
-        q = self._queries.clone()
-        q[..., 1] *= self._hw[1] / float(self.interp_shape[1])
-        q[..., 2] *= self._hw[0] / float(self.interp_shape[0])
-        return q
+        return self.to_video(self._queries.clone(), self._hw, xy_at=1)
 
     # ------------------------------------------------------------------ public API
     @torch.no_grad()
@@ -150,11 +131,8 @@ class CoTrackerOnlinePredictor(nn.Module):
         B = batch_size or (queries.shape[0] if torch.is_tensor(queries) and queries.dim() == 3 else 1)
         self._begin((H, W), B)
         if grid_size > 0:
-            if segm_mask is not None and (
-                segm_mask.dim() != 4 or segm_mask.shape[1] != 1 or segm_mask.shape[0] not in (1, B)
-                or tuple(segm_mask.shape[-2:]) != (H, W)
-            ):
-                raise ValueError(f"segm_mask must be (1 or B, 1, H={H}, W={W}), got {tuple(segm_mask.shape)}")
+            if segm_mask is not None:
+                check_segm_mask(segm_mask, B, H, W)
             q = grid_queries(grid_size, grid_query_frame, self.interp_shape, B, segm_mask, self.device)
             self._add_model_queries(q, user=True)
         elif queries is not None:
@@ -195,10 +173,7 @@ class CoTrackerOnlinePredictor(nn.Module):
                 f"queries for frame {int(queries[..., 0][early].min())} arrived after that frame "
                 f"({self._received} frames received): queries must arrive before their frame"
             )
-        q = queries.clone()
-        q[..., 1] *= self.interp_shape[1] / W
-        q[..., 2] *= self.interp_shape[0] / H
-        self._add_model_queries(q, user=True)
+        self._add_model_queries(self.to_working(queries, (H, W)), user=True)
 
     @torch.no_grad()
     def step(self, frames: Tensor) -> Tuple[Tensor, Tensor, int]:
@@ -221,10 +196,8 @@ class CoTrackerOnlinePredictor(nn.Module):
         if frames.shape[1] == 0:
             return self._emit_until(self._emitted)
         check_video_values(frames, "frames")
-        B, F_ = frames.shape[:2]
-        resized = F.interpolate(
-            frames.reshape(B * F_, 3, H, W), self.interp_shape, mode="bilinear", align_corners=False
-        ).reshape(B, F_, 3, *self.interp_shape)
+        F_ = frames.shape[1]
+        resized = self.resize_frames(frames)
         self._buffer.append(resized)
         self._received += F_
         self._last_frame = resized[:, -1:]
@@ -301,7 +274,7 @@ class CoTrackerOnlinePredictor(nn.Module):
         n_new = S if start == 0 else step
         frames = self._take_frames(n_new)
         num_real = S if total is None else min(S, total - start)
-        with autocast_context(self.device, self.dtype):
+        with self.autocast():
             out = state.run_window(frames, num_real)
         end = start + num_real
         have = self._emitted + self._tracks.shape[1]
@@ -325,15 +298,5 @@ class CoTrackerOnlinePredictor(nn.Module):
         user = self._is_user
         tracks = tracks[:, :, user].clone()
         vis = torch.sigmoid(logits[:, :, user]) > VISIBILITY_THRESHOLD
-        # query-point correction, as the offline predictor
-        q = self._queries
-        t = q[..., 0].long() - first
-        hit = (t >= 0) & (t < n)
-        if bool(hit.any()):
-            b_idx, n_idx = hit.nonzero(as_tuple=True)
-            tracks[b_idx, t[b_idx, n_idx], n_idx] = q[b_idx, n_idx, 1:]
-            vis[b_idx, t[b_idx, n_idx], n_idx] = True
-        H, W = self._hw
-        tracks[..., 0] *= W / float(self.interp_shape[1])
-        tracks[..., 1] *= H / float(self.interp_shape[0])
-        return tracks, vis, first
+        place_at_queries(tracks, vis, self._queries, first)
+        return self.to_video(tracks, self._hw), vis, first

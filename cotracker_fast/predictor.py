@@ -5,30 +5,33 @@ arguments and returns the official outputs. Extra options are keyword-only and d
 """
 from __future__ import annotations
 
-import contextlib
-import math
-import os
 import warnings
 from typing import Optional, Tuple
 
 import torch
-import torch.nn.functional as F
-from torch import Tensor, nn
+from torch import Tensor
 
 from . import ops
-from .models.checkpoint import load_checkpoint
-from .models.cotracker import (
-    CoTracker,
-    SlidingWindowTracker,
-    _check_video,
-    _pad_frames,
-    warn_fractional_frames,
-    window_runs,
+from .models.cotracker import SlidingWindowTracker, _check_video, _pad_frames, window_runs
+from .predictor_base import (  # noqa: F401  (re-exported: the predictor's public helpers live there)
+    OFFICIAL_DEFAULT_CHECKPOINT,
+    SUPPORT_GRID_SIZE,
+    VISIBILITY_THRESHOLD,
+    PredictorBase,
+    _check_user_queries,
+    build_model,
+    check_bucket,
+    check_segm_mask,
+    check_video_values,
+    compile_model_once,
+    get_points_on_a_grid,
+    grid_queries,
+    is_untrained,
+    place_at_queries,
+    support_grid_queries,
+    untrained_model_warning,
 )
-from .models.registry import SHIPPED_MODEL, SHIPPED_WEIGHTS, create_model, model_name_from_checkpoint
 
-OFFICIAL_DEFAULT_CHECKPOINT = "cotracker/checkpoints/cotracker_stride_4_wind_8.pth"
-VISIBILITY_THRESHOLD = 0.9
 DENSE_GRID_SIZE = 30
 DENSE_MODES = ("official", "one_pass")
 #: Default largest number of points per model call in ``dense_mode="one_pass"``. Memory grows linearly with the chunk
@@ -42,151 +45,7 @@ DENSE_MODES = ("official", "one_pass")
 DEFAULT_DENSE_CHUNK = 2048
 
 
-def get_points_on_a_grid(
-    size: int, extent: Tuple[int, int], center: Optional[Tuple[float, float]] = None, device=None
-) -> Tensor:
-    """``size x size`` points spread over an image of ``extent = (H, W)`` pixels, as ``(1, size*size, 2)`` (x, y).
-
-    Row-major (y outer, x inner) with a margin of ``W // 64`` pixels on every side; ``size = 1`` gives the centre.
-    With ``center = (y, x)`` the grid indices are shifted by ``-size/2`` and the centre is added: the evaluation's
-    local grid, ``(6, (50, 50), (y, x))``, gives offsets -30..20 px in steps of 10 around the point.
-    Computed in float32 with the official operation order (``margin + i / (size-1) * (H - 2 margin)``): the support
-    grid's exact positions change the tracks of the points tracked with it.
-    """
-    if size < 1:
-        raise ValueError(f"grid size must be >= 1, got {size}")
-    H, W = extent
-    if size == 1:
-        return torch.tensor([[[W / 2.0, H / 2.0]]], device=device)
-    margin = W // 64
-    idx = torch.arange(size, dtype=torch.float32, device=device)
-    gy, gx = torch.meshgrid(idx, idx, indexing="ij")
-    if center is not None:
-        gy, gx = gy - size / 2.0, gx - size / 2.0
-    ys = margin + gy.reshape(1, -1) / float(size - 1) * (H - margin * 2)
-    xs = margin + gx.reshape(1, -1) / float(size - 1) * (W - margin * 2)
-    if center is not None:
-        ys, xs = ys + float(center[0]), xs + float(center[1])
-    return torch.stack([xs, ys], dim=-1)
-
-
-def grid_queries(
-    grid_size: int,
-    query_frame: float,
-    interp_shape: Tuple[int, int],
-    batch: int,
-    segm_mask: Optional[Tensor] = None,
-    device=None,
-) -> Tensor:
-    """``(batch, M, 3)`` queries ``(t, x, y)`` in working-resolution pixels for a ``grid_size``-square grid at
-    ``query_frame``; with ``segm_mask`` ``(1 or B, 1, H, W)`` only the points where the mask (resized with nearest
-    to ``interp_shape``) is non-zero at the rounded position, as the official predictor."""
-    pts = get_points_on_a_grid(grid_size, interp_shape, device=device).expand(batch, -1, -1)
-    if segm_mask is not None:
-        mask = F.interpolate(segm_mask.float().to(pts.device), interp_shape, mode="nearest")[:, 0]
-        pick = mask[:, pts[0, :, 1].round().long(), pts[0, :, 0].round().long()] != 0  # (1 or B, G*G)
-        if pick.shape[0] > 1 and not bool((pick == pick[:1]).all()):
-            raise ValueError("a per-sample segm_mask must select the same grid points in every sample")
-        if not bool(pick[0].any()):
-            raise ValueError("segm_mask selects no grid point: enlarge the mask or the grid")
-        pts = pts[:, pick[0]]
-    return torch.cat([torch.full_like(pts[..., :1], float(query_frame)), pts], dim=2)
-
-
-def support_grid_queries(size: int, interp_shape: Tuple[int, int], batch: int, device=None) -> Tensor:
-    """The official support grid: ``size x size`` points queried at frame 0, ``(batch, size*size, 3)``."""
-    return grid_queries(size, 0.0, interp_shape, batch, device=device)
-
-
-def check_video_values(video: Tensor, name: str = "video") -> None:
-    """One pass over the frames: finite, and RGB in 0..255 (a few levels of overshoot, e.g. from bicubic
-    resizing, are fine; other conventions raise or, for 0..1 / -1..1, warn)."""
-    lo, hi = (float(v) for v in torch.aminmax(video.detach().float()))
-    if not (math.isfinite(lo) and math.isfinite(hi)):
-        raise ValueError(f"{name} contains NaN or inf values")
-    if lo < -8.0 or hi > 263.0:
-        raise ValueError(f"{name} values must be RGB in 0..255, got range [{lo:.4g}, {hi:.4g}]")
-    if 0 < hi <= 1.0 and lo >= -1.0:
-        warnings.warn(
-            f"{name} values lie in [{lo:.3g}, {hi:.3g}]: CoTracker expects RGB in 0..255, not 0..1 or -1..1",
-            UserWarning,
-        )
-
-
-def check_dtype(dtype: Optional[torch.dtype]) -> torch.dtype:
-    """The compute dtype a predictor accepts (None means float32); ValueError otherwise."""
-    if dtype not in (None, torch.float32, torch.bfloat16, torch.float16):
-        raise ValueError(f"dtype must be torch.float32, torch.bfloat16 or torch.float16, got {dtype}")
-    return dtype or torch.float32
-
-
-def autocast_context(device: torch.device, dtype: torch.dtype):
-    """Autocast to ``dtype`` on ``device`` for bf16/fp16; nothing for float32 (the official maths)."""
-    if dtype == torch.float32:
-        return contextlib.nullcontext()
-    return torch.autocast(device.type, dtype=dtype)
-
-
-def untrained_model_warning(model_name: str) -> None:
-    """Warn that ``model_name`` runs with random weights."""
-    warnings.warn(
-        f"no checkpoint given: {model_name} has RANDOM (untrained) weights and its tracks are meaningless",
-        UserWarning,
-        stacklevel=3,
-    )
-
-
-def check_bucket(bucket) -> int:
-    if isinstance(bucket, bool) or not isinstance(bucket, int) or bucket < 1:
-        raise ValueError(f"compile_bucket must be an int >= 1 (tracks per bucket), got {bucket!r}")
-    return bucket
-
-
-def compile_model_once(model: CoTracker, bucket: int) -> None:
-    """Compile ``model``'s window step if not done yet (CUDA graphs via ``reduce-overhead`` on a GPU)."""
-    if getattr(model, "_compiled_window", None) is None:
-        on_gpu = next(model.parameters()).is_cuda
-        model.compile_window(bucket=bucket, mode="reduce-overhead" if on_gpu else "default", dynamic=False)
-
-
-def is_untrained(checkpoint: Optional[str], model_name: Optional[str]) -> bool:
-    """Whether :func:`build_model` gives random weights for these arguments."""
-    return checkpoint is None and model_name not in (None, SHIPPED_MODEL)
-
-
-def build_model(checkpoint: Optional[str], model_name: Optional[str], backend) -> Tuple[CoTracker, str]:
-    """Build the model a checkpoint implies (or ``model_name``) and load its weights.
-
-    * ``checkpoint`` a file: that file (the variant from its name, or ``model_name``).
-    * ``checkpoint=None`` with no ``model_name`` (or the shipped variant's name): the weights shipped in the package
-      (:data:`~cotracker_fast.models.registry.SHIPPED_MODEL`, trained on procedural clips; see docs/ACCURACY.md).
-    * the official default path ``cotracker/checkpoints/cotracker_stride_4_wind_8.pth`` when that file does not
-      exist (and no ``model_name``): the shipped weights, with a warning that says so.
-    * ``checkpoint=None`` with another ``model_name``: random weights, with a warning.
-    """
-    if checkpoint == OFFICIAL_DEFAULT_CHECKPOINT and model_name is None and not os.path.isfile(checkpoint):
-        warnings.warn(
-            f"the official checkpoint {checkpoint!r} does not exist here: using the weights shipped with "
-            f"cotracker_fast ({SHIPPED_MODEL}, trained on synthetic clips; see docs/ACCURACY.md). Pass checkpoint=... "
-            "to use the official weights.",
-            UserWarning,
-            stacklevel=3,
-        )
-        checkpoint = None
-    if checkpoint is None and model_name in (None, SHIPPED_MODEL):
-        if not os.path.isfile(SHIPPED_WEIGHTS):
-            raise FileNotFoundError(f"the shipped weights {SHIPPED_WEIGHTS!r} are missing (a broken installation)")
-        checkpoint, model_name = SHIPPED_WEIGHTS, SHIPPED_MODEL
-    name = model_name or model_name_from_checkpoint(checkpoint)
-    model = create_model(name, backend=backend)
-    if checkpoint is None:
-        untrained_model_warning(name)
-    else:
-        load_checkpoint(model, checkpoint)
-    return model.eval(), name
-
-
-class CoTrackerPredictor(nn.Module):
+class CoTrackerPredictor(PredictorBase):
     """Track points through a video with a CoTracker v1 model (official predictor semantics).
 
     Args:
@@ -240,32 +99,17 @@ class CoTrackerPredictor(nn.Module):
         compile: bool = False,
         compile_bucket: int = 64,
     ):
-        super().__init__()
-        self.support_grid_size = 6
         if dense_batch_size < 1:
             raise ValueError(f"dense_batch_size must be >= 1, got {dense_batch_size}")
         if dense_mode not in DENSE_MODES:
             raise ValueError(f"dense_mode must be one of {DENSE_MODES}, got {dense_mode!r}")
         if isinstance(dense_chunk, bool) or not isinstance(dense_chunk, int) or dense_chunk < 1:
             raise ValueError(f"dense_chunk must be an int >= 1 (points per model call), got {dense_chunk!r}")
-        self.dtype = check_dtype(dtype)
-        self.iters = iters
+        super().__init__(checkpoint, model_name=model_name, device=device, backend=backend, dtype=dtype, iters=iters,
+                         compile=compile, compile_bucket=compile_bucket)
         self.dense_batch_size = dense_batch_size
         self.dense_mode = dense_mode
         self.dense_chunk = dense_chunk
-        model, self.model_name = build_model(checkpoint, model_name, backend)
-        self.model = model
-        self.interp_shape = tuple(model.config.model_resolution)  # (384, 512) for the official variants
-        self.compile = bool(compile)
-        self.compile_bucket = check_bucket(compile_bucket)
-        if device is not None:
-            self.to(device)
-        self.eval()
-
-    @property
-    def device(self) -> torch.device:
-        """Device of the model's weights."""
-        return next(self.model.parameters()).device
 
     @torch.no_grad()
     def forward(
@@ -319,10 +163,7 @@ class CoTrackerPredictor(nn.Module):
                     "(official behaviour)" + (", apart from adding the support grid" if queries is not None else ""),
                     UserWarning,
                 )
-            if segm_mask.dim() != 4 or segm_mask.shape[1] != 1 or tuple(segm_mask.shape[-2:]) != (H, W) or (
-                segm_mask.shape[0] not in (1, B)
-            ):
-                raise ValueError(f"segm_mask must be (1 or B, 1, H={H}, W={W}), got {tuple(segm_mask.shape)}")
+            check_segm_mask(segm_mask, B, H, W)
 
         out_device = video.device
         video = video.to(self.device, torch.float32)
@@ -345,11 +186,6 @@ class CoTrackerPredictor(nn.Module):
         return tracks.to(out_device), vis.to(out_device)
 
     # ------------------------------------------------------------------ internals (official structure)
-    def _resize(self, video: Tensor) -> Tensor:
-        B, T, C, H, W = video.shape
-        out = F.interpolate(video.reshape(B * T, C, H, W), self.interp_shape, mode="bilinear", align_corners=False)
-        return out.reshape(B, T, C, *self.interp_shape)
-
     def _run_model(self, video: Tensor, queries: Tensor, chunk: Optional[int] = None) -> Tuple[Tensor, Tensor]:
         """Model call: ``video`` ``(B, T, 3, ih, iw)``, ``queries`` ``(B, N, 3)`` in working pixels ->
         tracks ``(B, T, N, 2)`` working pixels and visibility probabilities ``(B, T, N)``, float32.
@@ -357,7 +193,7 @@ class CoTrackerPredictor(nn.Module):
         With ``chunk < N`` the points are split into consecutive chunks of at most ``chunk`` points, each tracked
         as by its own model call, but the frames are encoded once per window for all chunks
         (:meth:`_run_model_chunked`)."""
-        with autocast_context(self.device, self.dtype):
+        with self.autocast():
             if chunk is not None and queries.shape[1] > chunk:
                 tracks, vis = self._run_model_chunked(video, queries, chunk)
             else:
@@ -421,7 +257,7 @@ class CoTrackerPredictor(nn.Module):
 
         B, T, _, H, W = video.shape
         all_q, n = self._dense_queries(H, W, grid_query_frame, video.device)
-        small = self._resize(video)  # once for all lattices
+        small = self.resize_frames(video)  # once for all lattices
         if self.dense_mode == "one_pass":
             return self._compute_sparse_tracks(
                 small,
@@ -466,16 +302,13 @@ class CoTrackerPredictor(nn.Module):
         ``orig_hw`` is the (H, W) that queries and outputs refer to. ``chunk``: at most this many points per model
         call (see :meth:`_run_model`; None: one call)."""
         B, T = video.shape[:2]
-        ih, iw = self.interp_shape
         if orig_hw is None:
             H, W = video.shape[-2:]
-            video = self._resize(video)
+            video = self.resize_frames(video)
         else:
             H, W = orig_hw
         if queries is not None:
-            queries = queries.clone().float()
-            queries[:, :, 1] *= iw / W
-            queries[:, :, 2] *= ih / H
+            queries = self.to_working(queries.float(), (H, W))
         else:
             queries = grid_queries(grid_size, grid_query_frame, self.interp_shape, B, segm_mask, video.device)
         n_user = queries.shape[1]
@@ -489,17 +322,8 @@ class CoTrackerPredictor(nn.Module):
         tracks, vis = tracks[:, :, :n_user], vis[:, :, :n_user]
         vis = vis > VISIBILITY_THRESHOLD
 
-        # Query-point correction (official PR #32): each point sits exactly at its query, visible, at its frame.
-        q = queries[:, :n_user]
-        t_idx = q[..., 0].long()
-        b_idx = torch.arange(B, device=q.device)[:, None].expand_as(t_idx)
-        n_idx = torch.arange(n_user, device=q.device)[None].expand_as(t_idx)
-        tracks[b_idx, t_idx, n_idx] = q[..., 1:]
-        vis[b_idx, t_idx, n_idx] = True
-
-        tracks[..., 0] *= W / float(iw)
-        tracks[..., 1] *= H / float(ih)
-        return tracks, vis
+        place_at_queries(tracks, vis, queries[:, :n_user])
+        return self.to_video(tracks, (H, W)), vis
 
     def _compute_backward_tracks(
         self, video: Tensor, queries: Tensor, tracks: Tensor, vis: Tensor, chunk: Optional[int] = None
@@ -515,28 +339,3 @@ class CoTrackerPredictor(nn.Module):
         return tracks, vis
 
 
-def _check_user_queries(queries: Tensor, B: int, T: Optional[int], H: int, W: int) -> Tensor:
-    if not torch.is_tensor(queries) or queries.dim() != 3 or queries.shape[-1] != 3 or queries.shape[0] != B:
-        shape = tuple(queries.shape) if torch.is_tensor(queries) else type(queries).__name__
-        raise ValueError(f"queries must be a (B={B}, N, 3) tensor of (t, x, y) rows, got {shape}")
-    if queries.shape[1] == 0:
-        raise ValueError("queries is empty: pass at least one (t, x, y) row, or use grid_size")
-    if not queries.is_floating_point():
-        queries = queries.float()
-    if not bool(torch.isfinite(queries).all()):
-        raise ValueError("queries contains NaN or inf")
-    t, x, y = queries[..., 0], queries[..., 1], queries[..., 2]
-    bad_t = (t < 0) if T is None else (t < 0) | (t >= T)
-    if bool(bad_t.any()):
-        b, n = [int(i) for i in bad_t.nonzero()[0]]
-        span = "[0, inf)" if T is None else f"[0, T={T})"
-        raise ValueError(f"queries[{b}, {n}, 0] = {float(t[b, n])}: the query frame must be in {span}")
-    warn_fractional_frames(t, "queries")
-    outside = (x < 0) | (x > W) | (y < 0) | (y > H)
-    if bool(outside.any()):
-        b, n = [int(i) for i in outside.nonzero()[0]]
-        raise ValueError(
-            f"queries[{b}, {n}] = (x={float(x[b, n])}, y={float(y[b, n])}) lies outside the {W}x{H} frame "
-            f"(x must be in [0, {W}], y in [0, {H}])"
-        )
-    return queries

@@ -55,9 +55,10 @@ def test_cli_equals_offline_predictor(tmp_path, clip, small_resolution):
     q = torch.tensor([[[0.0, 10, 12], [9.0, 40.5, 30], [4.0, 50, 8]]])
     tracks, vis = off(frames, q, backward_tracking=True)
     # The streaming CLI feeds the model other tensor shapes (chunks) than the offline call, so matmul summation order
-    # may differ by CPU kernel: bit-identical on the AVX-512 Xeon, up to 9e-4 px apart on an AVX2-only AMD EPYC
-    # (Zen 2), where these untrained weights amplify round-off over the windows.
-    np.testing.assert_allclose(res["tracks"], tracks[0].numpy(), rtol=0, atol=2e-3)
+    # may differ by CPU kernel and thread count: bit-identical on the AVX-512 Xeon; on an AVX2-only AMD EPYC (Zen 2)
+    # up to 9e-4 px apart with 2 threads and 2.2e-3 px with OMP_NUM_THREADS=1, where these untrained weights
+    # amplify round-off over the windows.
+    np.testing.assert_allclose(res["tracks"], tracks[0].numpy(), rtol=0, atol=3e-3)
     np.testing.assert_array_equal(res["visibility"], vis[0].numpy())
     np.testing.assert_allclose(res["queries"], q[0].numpy(), atol=1e-4)
     assert read_video(str(viz)).shape[0] == 13
@@ -137,6 +138,7 @@ def test_cli_bad_output_extension_before_tracking(tmp_path, clip, capsys, no_tra
         (["--device", "cuda:7"], "--device 'cuda:7'"),
         (["--queries", "{late}"], "number of frames (13)"),
         (["--queries", "{q}", "--grid-size", "3"], "not both"),
+        (["--dtype", "fp16"], "--dtype fp16: dtype=torch.float16 is not supported on the CPU"),
     ],
 )
 def test_cli_options_checked_before_tracking(tmp_path, clip, capsys, no_tracking, args, match):

@@ -34,7 +34,7 @@ from .. import ops
 from .config import CoTrackerConfig
 from .embeddings import flow_embedding, position_table_2d, time_embedding
 from .encoder import BasicEncoder
-from .updateformer import UpdateFormer
+from .updateformer import UpdateFormer, linear_full_precision
 
 VIS_INIT_LOGIT = 10.0  # initial visibility logit of every new point ("close to 1 after sigmoid")
 
@@ -155,7 +155,7 @@ class CoTracker(nn.Module):
             ffeats = ffeats + self.ffeat_updater(dfeats).reshape(B, S, N, cfg.latent_dim)
             coords = coords + delta[..., :2]
             preds.append(coords * cfg.stride)
-        vis_logits = self.vis_predictor(ffeats)[..., 0]
+        vis_logits = linear_full_precision(self.vis_predictor[0], ffeats)[..., 0]  # float32 logits under autocast
         return preds, vis_logits
 
     def compile_window(self, bucket: int = 64, **compile_kwargs) -> None:

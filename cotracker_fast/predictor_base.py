@@ -1,0 +1,282 @@
+"""What the offline and the online predictor share: building the model from a checkpoint, the constructor, the
+compute dtype, the query grids and the checks of user input, and the mapping between the video's pixels and the
+model's working resolution.
+"""
+from __future__ import annotations
+
+import math
+import os
+import warnings
+from typing import Optional, Tuple
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from . import ops
+from .models.checkpoint import load_checkpoint
+from .models.cotracker import CoTracker, warn_fractional_frames
+from .models.registry import SHIPPED_MODEL, SHIPPED_WEIGHTS, create_model, model_name_from_checkpoint
+from .precision import autocast_context, check_dtype, resolve_dtype
+
+OFFICIAL_DEFAULT_CHECKPOINT = "cotracker/checkpoints/cotracker_stride_4_wind_8.pth"
+VISIBILITY_THRESHOLD = 0.9
+#: The official predictors track a ``6 x 6`` grid queried at frame 0 beside the user's points (and drop it from the
+#: output): the points attend to each other, so the grid gives lone queries context.
+SUPPORT_GRID_SIZE = 6
+
+
+def get_points_on_a_grid(
+    size: int, extent: Tuple[int, int], center: Optional[Tuple[float, float]] = None, device=None
+) -> Tensor:
+    """``size x size`` points spread over an image of ``extent = (H, W)`` pixels, as ``(1, size*size, 2)`` (x, y).
+
+    Row-major (y outer, x inner) with a margin of ``W // 64`` pixels on every side; ``size = 1`` gives the centre.
+    With ``center = (y, x)`` the grid indices are shifted by ``-size/2`` and the centre is added: the evaluation's
+    local grid, ``(6, (50, 50), (y, x))``, gives offsets -30..20 px in steps of 10 around the point.
+    Computed in float32 with the official operation order (``margin + i / (size-1) * (H - 2 margin)``): the support
+    grid's exact positions change the tracks of the points tracked with it.
+    """
+    if size < 1:
+        raise ValueError(f"grid size must be >= 1, got {size}")
+    H, W = extent
+    if size == 1:
+        return torch.tensor([[[W / 2.0, H / 2.0]]], device=device)
+    margin = W // 64
+    idx = torch.arange(size, dtype=torch.float32, device=device)
+    gy, gx = torch.meshgrid(idx, idx, indexing="ij")
+    if center is not None:
+        gy, gx = gy - size / 2.0, gx - size / 2.0
+    ys = margin + gy.reshape(1, -1) / float(size - 1) * (H - margin * 2)
+    xs = margin + gx.reshape(1, -1) / float(size - 1) * (W - margin * 2)
+    if center is not None:
+        ys, xs = ys + float(center[0]), xs + float(center[1])
+    return torch.stack([xs, ys], dim=-1)
+
+
+def grid_queries(
+    grid_size: int,
+    query_frame: float,
+    interp_shape: Tuple[int, int],
+    batch: int,
+    segm_mask: Optional[Tensor] = None,
+    device=None,
+) -> Tensor:
+    """``(batch, M, 3)`` queries ``(t, x, y)`` in working-resolution pixels for a ``grid_size``-square grid at
+    ``query_frame``; with ``segm_mask`` ``(1 or B, 1, H, W)`` only the points where the mask (resized with nearest
+    to ``interp_shape``) is non-zero at the rounded position, as the official predictor."""
+    pts = get_points_on_a_grid(grid_size, interp_shape, device=device).expand(batch, -1, -1)
+    if segm_mask is not None:
+        mask = F.interpolate(segm_mask.float().to(pts.device), interp_shape, mode="nearest")[:, 0]
+        pick = mask[:, pts[0, :, 1].round().long(), pts[0, :, 0].round().long()] != 0  # (1 or B, G*G)
+        if pick.shape[0] > 1 and not bool((pick == pick[:1]).all()):
+            raise ValueError("a per-sample segm_mask must select the same grid points in every sample")
+        if not bool(pick[0].any()):
+            raise ValueError("segm_mask selects no grid point: enlarge the mask or the grid")
+        pts = pts[:, pick[0]]
+    return torch.cat([torch.full_like(pts[..., :1], float(query_frame)), pts], dim=2)
+
+
+def support_grid_queries(size: int, interp_shape: Tuple[int, int], batch: int, device=None) -> Tensor:
+    """The official support grid: ``size x size`` points queried at frame 0, ``(batch, size*size, 3)``."""
+    return grid_queries(size, 0.0, interp_shape, batch, device=device)
+
+
+def check_video_values(video: Tensor, name: str = "video") -> None:
+    """One pass over the frames: finite, and RGB in 0..255 (a few levels of overshoot, e.g. from bicubic
+    resizing, are fine; other conventions raise or, for 0..1 / -1..1, warn)."""
+    lo, hi = (float(v) for v in torch.aminmax(video.detach().float()))
+    if not (math.isfinite(lo) and math.isfinite(hi)):
+        raise ValueError(f"{name} contains NaN or inf values")
+    if lo < -8.0 or hi > 263.0:
+        raise ValueError(f"{name} values must be RGB in 0..255, got range [{lo:.4g}, {hi:.4g}]")
+    if 0 < hi <= 1.0 and lo >= -1.0:
+        warnings.warn(
+            f"{name} values lie in [{lo:.3g}, {hi:.3g}]: CoTracker expects RGB in 0..255, not 0..1 or -1..1",
+            UserWarning,
+        )
+
+
+def untrained_model_warning(model_name: str) -> None:
+    """Warn that ``model_name`` runs with random weights."""
+    warnings.warn(
+        f"no checkpoint given: {model_name} has RANDOM (untrained) weights and its tracks are meaningless",
+        UserWarning,
+        stacklevel=3,
+    )
+
+
+def check_bucket(bucket) -> int:
+    if isinstance(bucket, bool) or not isinstance(bucket, int) or bucket < 1:
+        raise ValueError(f"compile_bucket must be an int >= 1 (tracks per bucket), got {bucket!r}")
+    return bucket
+
+
+def compile_model_once(model: CoTracker, bucket: int) -> None:
+    """Compile ``model``'s window step if not done yet (CUDA graphs via ``reduce-overhead`` on a GPU)."""
+    if getattr(model, "_compiled_window", None) is None:
+        on_gpu = next(model.parameters()).is_cuda
+        model.compile_window(bucket=bucket, mode="reduce-overhead" if on_gpu else "default", dynamic=False)
+
+
+def is_untrained(checkpoint: Optional[str], model_name: Optional[str]) -> bool:
+    """Whether :func:`build_model` gives random weights for these arguments."""
+    return checkpoint is None and model_name not in (None, SHIPPED_MODEL)
+
+
+def build_model(checkpoint: Optional[str], model_name: Optional[str], backend) -> Tuple[CoTracker, str]:
+    """Build the model a checkpoint implies (or ``model_name``) and load its weights.
+
+    * ``checkpoint`` a file: that file (the variant from its name, or ``model_name``).
+    * ``checkpoint=None`` with no ``model_name`` (or the shipped variant's name): the weights shipped in the package
+      (:data:`~cotracker_fast.models.registry.SHIPPED_MODEL`, trained on procedural clips; see docs/ACCURACY.md).
+    * the official default path ``cotracker/checkpoints/cotracker_stride_4_wind_8.pth`` when that file does not
+      exist (and no ``model_name``): the shipped weights, with a warning that says so.
+    * ``checkpoint=None`` with another ``model_name``: random weights, with a warning.
+    """
+    if checkpoint == OFFICIAL_DEFAULT_CHECKPOINT and model_name is None and not os.path.isfile(checkpoint):
+        warnings.warn(
+            f"the official checkpoint {checkpoint!r} does not exist here: using the weights shipped with "
+            f"cotracker_fast ({SHIPPED_MODEL}, trained on synthetic clips; see docs/ACCURACY.md). Pass checkpoint=... "
+            "to use the official weights.",
+            UserWarning,
+            stacklevel=3,
+        )
+        checkpoint = None
+    if checkpoint is None and model_name in (None, SHIPPED_MODEL):
+        if not os.path.isfile(SHIPPED_WEIGHTS):
+            raise FileNotFoundError(f"the shipped weights {SHIPPED_WEIGHTS!r} are missing (a broken installation)")
+        checkpoint, model_name = SHIPPED_WEIGHTS, SHIPPED_MODEL
+    name = model_name or model_name_from_checkpoint(checkpoint)
+    model = create_model(name, backend=backend)
+    if checkpoint is None:
+        untrained_model_warning(name)
+    else:
+        load_checkpoint(model, checkpoint)
+    return model.eval(), name
+
+
+def _check_user_queries(queries: Tensor, B: int, T: Optional[int], H: int, W: int) -> Tensor:
+    if not torch.is_tensor(queries) or queries.dim() != 3 or queries.shape[-1] != 3 or queries.shape[0] != B:
+        shape = tuple(queries.shape) if torch.is_tensor(queries) else type(queries).__name__
+        raise ValueError(f"queries must be a (B={B}, N, 3) tensor of (t, x, y) rows, got {shape}")
+    if queries.shape[1] == 0:
+        raise ValueError("queries is empty: pass at least one (t, x, y) row, or use grid_size")
+    if not queries.is_floating_point():
+        queries = queries.float()
+    if not bool(torch.isfinite(queries).all()):
+        raise ValueError("queries contains NaN or inf")
+    t, x, y = queries[..., 0], queries[..., 1], queries[..., 2]
+    bad_t = (t < 0) if T is None else (t < 0) | (t >= T)
+    if bool(bad_t.any()):
+        b, n = [int(i) for i in bad_t.nonzero()[0]]
+        span = "[0, inf)" if T is None else f"[0, T={T})"
+        raise ValueError(f"queries[{b}, {n}, 0] = {float(t[b, n])}: the query frame must be in {span}")
+    warn_fractional_frames(t, "queries")
+    outside = (x < 0) | (x > W) | (y < 0) | (y > H)
+    if bool(outside.any()):
+        b, n = [int(i) for i in outside.nonzero()[0]]
+        raise ValueError(
+            f"queries[{b}, {n}] = (x={float(x[b, n])}, y={float(y[b, n])}) lies outside the {W}x{H} frame "
+            f"(x must be in [0, {W}], y in [0, {H}])"
+        )
+    return queries
+
+
+def check_segm_mask(segm_mask: Tensor, B: int, H: int, W: int) -> None:
+    """``segm_mask`` must be ``(1 or B, 1, H, W)``; ValueError naming it otherwise."""
+    if not torch.is_tensor(segm_mask) or segm_mask.dim() != 4 or segm_mask.shape[1] != 1 or (
+        tuple(segm_mask.shape[-2:]) != (H, W) or segm_mask.shape[0] not in (1, B)
+    ):
+        shape = tuple(segm_mask.shape) if torch.is_tensor(segm_mask) else type(segm_mask).__name__
+        raise ValueError(f"segm_mask must be (1 or B={B}, 1, H={H}, W={W}), got {shape}")
+
+
+def place_at_queries(tracks: Tensor, vis: Tensor, queries: Tensor, first: int = 0) -> None:
+    """The official query-point correction, in place: each point sits exactly at its query position, visible, at
+    its query frame.
+
+    Args:
+        tracks: ``(B, F, N, 2)`` positions of frames ``first .. first + F - 1``; vis: ``(B, F, N)`` bool.
+        queries: ``(B, N, 3)`` rows ``(t, x, y)`` in the same pixels as ``tracks``; queries whose frame lies outside
+            the frames held are left alone.
+    """
+    t = queries[..., 0].long() - first
+    hit = (t >= 0) & (t < tracks.shape[1])
+    b_idx, n_idx = hit.nonzero(as_tuple=True)
+    tracks[b_idx, t[b_idx, n_idx], n_idx] = queries[b_idx, n_idx, 1:].to(tracks.dtype)
+    vis[b_idx, t[b_idx, n_idx], n_idx] = True
+
+
+class PredictorBase(nn.Module):
+    """The constructor and the plumbing of :class:`~cotracker_fast.predictor.CoTrackerPredictor` and
+    :class:`~cotracker_fast.online.CoTrackerOnlinePredictor` (see there for the arguments)."""
+
+    def __init__(
+        self,
+        checkpoint: Optional[str] = OFFICIAL_DEFAULT_CHECKPOINT,
+        *,
+        model_name: Optional[str] = None,
+        device=None,
+        backend: ops.BackendSpec = None,
+        dtype: Optional[torch.dtype] = None,
+        iters: int = 6,
+        compile: bool = False,
+        compile_bucket: int = 64,
+    ):
+        super().__init__()
+        self.support_grid_size = SUPPORT_GRID_SIZE
+        self.dtype = check_dtype(dtype)
+        if isinstance(iters, bool) or not isinstance(iters, int) or iters < 1:
+            raise ValueError(f"iters must be an int >= 1 (refinement iterations per window), got {iters!r}")
+        self.iters = iters
+        self.model, self.model_name = build_model(checkpoint, model_name, backend)
+        self.interp_shape = tuple(self.model.config.model_resolution)  # (384, 512) for the official variants
+        self.compile = bool(compile)
+        self.compile_bucket = check_bucket(compile_bucket)
+        if device is not None:
+            self.to(device)
+        self.eval()
+
+    @property
+    def device(self) -> torch.device:
+        """Device of the model's weights."""
+        return next(self.model.parameters()).device
+
+    @property
+    def compute_dtype(self) -> torch.dtype:
+        """The dtype this predictor runs in on its current device (:func:`~cotracker_fast.precision.resolve_dtype`:
+        bf16 falls back to float32 on CPUs without native bf16; float16 on a CPU raises)."""
+        return resolve_dtype(self.dtype, self.device)
+
+    def autocast(self):
+        """The autocast region of a model call. In bf16 on a CPU the feature CNN's weights are kept channels-last
+        (the layout of oneDNN's fast bf16 convolutions; the values are unchanged)."""
+        dtype = self.compute_dtype
+        if dtype == torch.bfloat16 and self.device.type == "cpu":
+            w = self.model.fnet.conv1.weight
+            if not w.is_contiguous(memory_format=torch.channels_last):
+                self.model.fnet.to(memory_format=torch.channels_last)
+        return autocast_context(self.device, dtype)
+
+    def to_working(self, queries: Tensor, hw: Tuple[int, int]) -> Tensor:
+        """Queries ``(..., 3)`` rows ``(t, x, y)`` in pixels of an ``hw = (H, W)`` video -> the model's working
+        resolution (a new tensor)."""
+        q = queries.clone()
+        q[..., 1] *= self.interp_shape[1] / float(hw[1])
+        q[..., 2] *= self.interp_shape[0] / float(hw[0])
+        return q
+
+    def to_video(self, points: Tensor, hw: Tuple[int, int], xy_at: int = 0) -> Tensor:
+        """Inverse of :meth:`to_working`, in place: ``points[..., xy_at]`` and ``points[..., xy_at + 1]`` (x, y) from
+        working pixels to pixels of an ``hw = (H, W)`` video. Returns ``points``."""
+        points[..., xy_at] *= hw[1] / float(self.interp_shape[1])
+        points[..., xy_at + 1] *= hw[0] / float(self.interp_shape[0])
+        return points
+
+    def resize_frames(self, frames: Tensor) -> Tensor:
+        """``(B, F, 3, H, W)`` -> ``(B, F, 3, ih, iw)`` at the working resolution (bilinear, as the official
+        predictor)."""
+        B, F_, C, H, W = frames.shape
+        out = F.interpolate(frames.reshape(B * F_, C, H, W), self.interp_shape, mode="bilinear", align_corners=False)
+        return out.reshape(B, F_, C, *self.interp_shape)

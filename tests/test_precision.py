@@ -1,0 +1,93 @@
+"""Compute dtypes on the CPU: the bf16 path (forced on any CPU: emulated bf16 rounds as native bf16 does), the
+float32 fallback where bf16 is not native, the refusal of float16, and the float32 islands inside the model."""
+import time
+import warnings
+
+import pytest
+import torch
+
+from cotracker_fast import precision
+from cotracker_fast.models.registry import create_model
+from cotracker_fast.online import CoTrackerOnlinePredictor
+from cotracker_fast.precision import parse_dtype_name, resolve_dtype
+
+
+def _video(T=9, H=40, W=56, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    small = torch.rand(T, 3, 5, 7, generator=g)
+    return (torch.nn.functional.interpolate(small, (H, W), mode="bilinear", align_corners=False) * 255)[None]
+
+
+QUERIES = torch.tensor([[[0.0, 10, 12], [3.0, 40.5, 30.25], [5.0, 1.0, 39.0]]])
+
+
+@pytest.fixture
+def fresh_warning(monkeypatch):
+    monkeypatch.setattr(precision, "_WARNED_EMULATED", False)
+
+
+def test_fp16_on_cpu_is_refused_before_any_work(make_predictor):
+    p = make_predictor(dtype=torch.float16)
+    t0 = time.perf_counter()
+    with pytest.raises(ValueError, match="float16 is not supported on the CPU.*bfloat16"):
+        p(_video(), QUERIES)
+    assert time.perf_counter() - t0 < 5.0  # refused up front, not after a slow emulated run
+    online = make_predictor(cls=CoTrackerOnlinePredictor, dtype=torch.float16)
+    online.start((40, 56), QUERIES)
+    with pytest.raises(ValueError, match="bfloat16"):
+        online.step(_video())
+
+
+def test_bf16_without_native_support_runs_float32_and_says_so_once(make_predictor, monkeypatch, fresh_warning):
+    monkeypatch.setattr(precision, "cpu_has_native_bf16", lambda: False)
+    p = make_predictor()
+    ref, ref_vis = p(_video(), QUERIES)
+    p.dtype = torch.bfloat16
+    with pytest.warns(UserWarning, match="no native bf16.*running float32"):
+        got, vis = p(_video(), QUERIES)
+    assert p.compute_dtype == torch.float32
+    assert torch.equal(got, ref) and torch.equal(vis, ref_vis)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # once per process, not per call
+        p(_video(), QUERIES)
+
+
+def test_bf16_on_a_native_cpu_uses_autocast_and_channels_last(make_predictor, monkeypatch):
+    monkeypatch.setattr(precision, "cpu_has_native_bf16", lambda: True)
+    p = make_predictor(dtype=torch.bfloat16)
+    assert p.compute_dtype == torch.bfloat16
+    p(_video(), QUERIES)
+    assert p.model.fnet.conv2.weight.is_contiguous(memory_format=torch.channels_last)
+
+
+def test_dtype_names():
+    assert parse_dtype_name("fp32", "cpu") == torch.float32
+    assert parse_dtype_name("bfloat16", "cpu") == torch.bfloat16
+    assert parse_dtype_name("auto", "cuda") == torch.float32
+    native = precision.cpu_has_native_bf16()
+    assert parse_dtype_name("auto", "cpu") == (torch.bfloat16 if native else torch.float32)
+    with pytest.raises(ValueError, match="dtype must be one of auto"):
+        parse_dtype_name("int8", "cpu")
+    assert resolve_dtype(torch.float16, "cuda") == torch.float16
+
+
+def test_cpu_capability_probe_matches_torch():
+    caps = torch.cpu.get_capabilities()
+    if caps.get("avx512_bf16") or caps.get("amx_bf16"):
+        assert precision.cpu_has_native_bf16()
+    elif caps.get("architecture", "").startswith("x86") or "avx2" in caps:
+        assert not precision.cpu_has_native_bf16()
+
+
+def test_coordinates_and_visibility_stay_float32_under_autocast():
+    torch.manual_seed(0)
+    model = create_model("cotracker_stride_4_wind_8").eval()
+    video = _video(T=8, H=32, W=48)
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        fmaps = model.encode(video)
+        assert fmaps.dtype == torch.bfloat16  # the feature CNN runs in bf16
+        B, S = 1, 8
+        coords = torch.rand(B, S, 3, 2) * 8
+        preds, vis = model.forward_window(fmaps, coords, torch.randn(B, 3, model.config.latent_dim),
+                                          torch.zeros(B, S, 3), torch.ones(B, S, 3), iters=2)
+    assert all(p.dtype == torch.float32 for p in preds) and vis.dtype == torch.float32
