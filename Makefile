@@ -37,9 +37,10 @@ test: $(STAMP)
 		--benchmark-json=$${TMPDIR:-/tmp}/cotracker_fast-speed-cpu.json
 
 # All benchmark suites. With CUDA: the GPU cases (the speed suite at full size, T=48 at 384x512, N up to 4096) and
-# the older CPU cases, not the small CPU speed run; without CUDA: everything but the GPU cases. The speed suite
+# the older CPU cases, not the small CPU speed run nor the full-size CPU end-to-end run; without CUDA: everything but
+# the GPU cases (the CPU end-to-end run, T=24 at 384x512, takes about 10 minutes on 2 cores). The speed suite
 # saves benchmarks/results/speed-<device>-<date>.json, then docs/PERFORMANCE.md and its plot are regenerated.
-BENCH_SELECT = $(shell $(PY) -c "import torch; print('not speed_cpu' if torch.cuda.is_available() else 'not gpu')" 2>/dev/null || echo "not gpu")
+BENCH_SELECT = $(shell $(PY) -c "import torch; print('not speed_cpu and not cpu_e2e' if torch.cuda.is_available() else 'not gpu')" 2>/dev/null || echo "not gpu")
 
 bench: $(STAMP)
 	COTRACKER_BENCH_SAVE=1 $(PY) -m pytest -q benchmarks -m "$(BENCH_SELECT)" --benchmark-only \

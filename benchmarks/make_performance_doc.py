@@ -42,6 +42,7 @@ from pathlib import Path
 from typing import Callable, Dict, List, Optional, Sequence, Tuple, Type
 
 from benchmarks._common import RESULTS_DIR, ROOT, save_figure, write_text
+from benchmarks.perfdoc_cpu import CPU_BEGIN, CPU_END, default_cpu_inputs, load_cpu_e2e, render_cpu_block
 
 DOC = ROOT / "docs" / "PERFORMANCE.md"
 PLOT = ROOT / "docs" / "performance_time_vs_points.png"
@@ -49,7 +50,7 @@ E2E_PLOT = ROOT / "docs" / "performance_end_to_end.png"
 BEGIN, END = "<!-- speed-suite:begin -->", "<!-- speed-suite:end -->"
 E2E_BEGIN, E2E_END = "<!-- end-to-end:begin -->", "<!-- end-to-end:end -->"
 GC_BEGIN, GC_END = "<!-- gpu-check:begin -->", "<!-- gpu-check:end -->"
-BLOCKS = ("speed", "end-to-end", "gpu-check")
+BLOCKS = ("speed", "end-to-end", "gpu-check", "cpu-e2e")
 
 DOC_TITLE = """# Performance
 
@@ -762,9 +763,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     ap.add_argument("--blocks", nargs="+", choices=BLOCKS, default=list(BLOCKS), help="blocks to rewrite")
     args = ap.parse_args(argv)
     gc_path: Optional[Path] = None
+    cpu_runs: List[dict] = []
     if args.results:
         speed_paths, e2e_runs = [], []
         for p in args.results:
+            if load_cpu_e2e(p) is not None:
+                cpu_runs.append(load_cpu_e2e(p))
+                continue
             if load_gpu_check(p) is not None:
                 gc_path = p  # the last one given
                 continue
@@ -776,13 +781,15 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             except ValueError:
                 if not runs:
                     raise ValueError(f"{p}: neither speed-suite, end-to-end nor gpu-check results") from None
-        e2e_sources = [str(p) for p in args.results if load_gpu_check(p) is None and load_e2e_results(p)]
+        e2e_sources = [str(p) for p in args.results
+                       if load_gpu_check(p) is None and load_cpu_e2e(p) is None and load_e2e_results(p)]
     else:
         speed_paths = default_inputs()
         e2e_files = default_e2e_inputs()
         e2e_runs = [run for p in e2e_files for run in load_e2e_results(p)]
         e2e_sources = [str(p) for p in e2e_files]
         gc_path = default_gpu_check_input()
+        cpu_runs = [load_cpu_e2e(p) for p in default_cpu_inputs()]
     wrote = []
     if "speed" in args.blocks:
         if speed_paths:
@@ -802,6 +809,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if "gpu-check" in args.blocks:
         update_doc(args.doc, render_gpu_check_block(load_gpu_check(gc_path) if gc_path else None), GC_BEGIN, GC_END)
         wrote.append(f"the gpu-check block from {gc_path}" if gc_path else "the gpu-check block (no GPU run yet)")
+    if "cpu-e2e" in args.blocks and (cpu_runs or not args.results):
+        update_doc(args.doc, render_cpu_block(cpu_runs), CPU_BEGIN, CPU_END)
+        wrote.append(f"the CPU end-to-end block from {len(cpu_runs)} run(s)")
     if not wrote:
         return 1
     print(f"wrote {args.doc}: " + "; ".join(wrote))
