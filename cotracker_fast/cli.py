@@ -28,6 +28,7 @@ from tqdm.auto import tqdm
 from . import ops
 from .io import TRACK_EXTENSIONS, VideoReader, VideoWriter, load_mask, load_queries, save_tracks
 from .models.checkpoint import CheckpointError
+from .models.cotracker import window_schedule
 from .models.registry import list_models, model_name_from_checkpoint
 from .online import CoTrackerOnlinePredictor
 from .precision import parse_dtype_name, resolve_dtype
@@ -73,9 +74,7 @@ def _to_tensor(chunk: np.ndarray) -> torch.Tensor:
 
 def _stream(online: CoTrackerOnlinePredictor, chunks: Iterable[np.ndarray], total_frames: Optional[int], desc: str):
     """Feed chunks, collect the emitted frames; the bar advances once per window."""
-    step = online.model.config.window_step
-    # windows of a T-frame video: ceil((T - step) / step), and at least one (window_runs)
-    total = None if total_frames is None else max(1, -(-(total_frames - step) // step))
+    total = None if total_frames is None else len(window_schedule(total_frames, online.model.window_len))
     tracks, vis = [], []
     with tqdm(total=total, desc=desc, unit="window", disable=None) as bar:
         done = 0

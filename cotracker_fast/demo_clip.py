@@ -13,9 +13,11 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, Optional, Tuple
+from typing import Tuple
 
 import numpy as np
+
+from .evaluation.metrics import TAPVID_THRESHOLDS, tracking_error  # noqa: F401  (re-exported for the demo)
 
 __all__ = [
     "ASSET_DIR",
@@ -31,8 +33,6 @@ __all__ = [
 
 ASSET_DIR = Path(__file__).resolve().parent / "assets"
 PHOTO_NAME = "grace_hopper.jpg"
-#: Pixel thresholds of TAP-Vid's ``< delta^x_avg`` metric.
-TAPVID_THRESHOLDS = (1, 2, 4, 8, 16)
 
 # Where the (unmoved) frame centre looks at in the photograph, as a fraction of its (width, height):
 # the face, cap and flag of the portrait, the most textured part.
@@ -364,72 +364,3 @@ def make_demo_clip(
     )
 
 
-def tracking_error(
-    pred_tracks: np.ndarray,
-    gt_tracks: np.ndarray,
-    gt_visible: np.ndarray,
-    *,
-    query_frames: Optional[np.ndarray] = None,
-    image_size_hw: Optional[Tuple[int, int]] = None,
-) -> Dict[str, float]:
-    """Position error of predicted tracks against ground truth, over the frames where the point is visible.
-
-    The endpoint error (EPE) of a track at a frame is the Euclidean distance between predicted and true
-    ``(x, y)``. Only (frame, track) pairs with ``gt_visible`` count; with ``query_frames`` given, also only
-    frames strictly after each track's query frame (TAP-Vid's "query first" protocol: the query frame is
-    given, frames before it are not asked for). A non-finite prediction counts as an infinite error.
-
-    ``frac_within_<d>`` is the fraction of counted pairs with EPE < d for d in 1, 2, 4, 8, 16 and
-    ``delta_avg`` their mean, TAP-Vid's ``< delta^x_avg`` position accuracy (as a fraction, not %). TAP-Vid
-    measures it on frames resized to 256x256: pass ``image_size_hw=(H, W)`` to rescale coordinates the
-    same way; by default errors are in the clip's own pixels.
-
-    Args:
-        pred_tracks: ``(T, N, 2)`` predicted ``(x, y)`` in pixels.
-        gt_tracks: ``(T, N, 2)`` true ``(x, y)`` in pixels.
-        gt_visible: ``(T, N)`` bool.
-        query_frames: optional ``(N,)`` integer query frame of each track.
-        image_size_hw: optional ``(H, W)`` of the frames, to measure in 256x256 TAP-Vid pixels.
-
-    Returns:
-        ``{"epe_mean", "epe_median", "frac_within_1", ..., "frac_within_16", "delta_avg", "num_evaluated"}``
-        (errors in pixels; ``num_evaluated`` counted pairs; all values NaN except the count when none).
-
-    Raises:
-        ValueError: mismatched shapes.
-    """
-    pred = np.asarray(pred_tracks, dtype=np.float64)
-    gt = np.asarray(gt_tracks, dtype=np.float64)
-    vis = np.asarray(gt_visible)
-    if gt.ndim != 3 or gt.shape[2] != 2:
-        raise ValueError(f"gt_tracks must have shape (T, N, 2), got {gt.shape}")
-    if pred.shape != gt.shape:
-        raise ValueError(f"pred_tracks must have the shape of gt_tracks {gt.shape}, got {pred.shape}")
-    if vis.shape != gt.shape[:2]:
-        raise ValueError(f"gt_visible must have shape (T, N) = {gt.shape[:2]}, got {vis.shape}")
-    mask = vis.astype(bool).copy()
-    t_len, n = mask.shape
-    if query_frames is not None:
-        qf = np.asarray(query_frames)
-        if qf.shape != (n,):
-            raise ValueError(f"query_frames must have shape (N,) = ({n},), got {qf.shape}")
-        mask &= np.arange(t_len)[:, None] > qf[None, :]
-    if image_size_hw is not None:
-        if len(image_size_hw) != 2 or min(image_size_hw) <= 0:
-            raise ValueError(f"image_size_hw must be (H, W) > 0, got {image_size_hw!r}")
-        scale = np.array([256.0 / image_size_hw[1], 256.0 / image_size_hw[0]])
-        pred, gt = pred * scale, gt * scale
-    err = np.sqrt(((pred - gt) ** 2).sum(-1))
-    err = np.where(np.isfinite(err), err, np.inf)[mask]
-    out: Dict[str, float] = {"num_evaluated": int(err.size)}
-    if err.size == 0:
-        out.update({"epe_mean": math.nan, "epe_median": math.nan, "delta_avg": math.nan})
-        out.update({f"frac_within_{d}": math.nan for d in TAPVID_THRESHOLDS})
-        return out
-    out["epe_mean"] = float(err.mean())
-    out["epe_median"] = float(np.median(err))
-    fracs = [float((err < d).mean()) for d in TAPVID_THRESHOLDS]
-    for d, f in zip(TAPVID_THRESHOLDS, fracs):
-        out[f"frac_within_{d}"] = f
-    out["delta_avg"] = float(np.mean(fracs))
-    return out

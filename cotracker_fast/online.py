@@ -10,7 +10,7 @@ and feature maps is held.
 A video shorter than one window (``T < S`` frames) runs its only window in :meth:`CoTrackerOnlinePredictor.finish`,
 since until then a later frame may still arrive: :meth:`~CoTrackerOnlinePredictor.step` emits nothing for it and
 ``finish`` returns all of its frames (a clip of at most S/2 frames included: see
-:func:`~cotracker_fast.models.cotracker.window_runs`).
+:func:`~cotracker_fast.models.cotracker.window_schedule`).
 """
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ import torch
 from torch import Tensor
 
 from . import ops
-from .models.cotracker import SlidingWindowTracker, window_runs
+from .models.cotracker import SlidingWindowTracker, window_schedule
 from .predictor_base import (
     OFFICIAL_DEFAULT_CHECKPOINT,
     VISIBILITY_THRESHOLD,
@@ -216,9 +216,9 @@ class CoTrackerOnlinePredictor(PredictorBase):
         T = self._received
         if T == 0:
             raise ValueError("no frames were given: the video is empty")
-        step = self.model.config.window_step
-        while window_runs(self._state.next_start, T, step):
-            self._run_next(total=T)
+        for win in window_schedule(T, self.model.window_len):  # the windows not run yet, now that T is known
+            if win.start >= self._state.next_start:
+                self._run_next(total=T)
         self._finished = True
         return self._emit_until(T)
 

@@ -12,7 +12,7 @@ import torch
 from torch import Tensor
 
 from . import ops
-from .models.cotracker import SlidingWindowTracker, _check_video, _pad_frames, window_runs
+from .models.cotracker import SlidingWindowTracker, _check_video, _pad_frames, window_schedule
 from .predictor_base import (  # noqa: F401  (re-exported: the predictor's public helpers live there)
     OFFICIAL_DEFAULT_CHECKPOINT,
     SUPPORT_GRID_SIZE,
@@ -212,7 +212,7 @@ class CoTrackerPredictor(PredictorBase):
         model = self.model
         _check_video(video, "video")
         B, T = video.shape[:2]
-        S, step = model.window_len, model.config.window_step
+        S = model.window_len
         trackers, traj, vis = [], [], []
         for lo in range(0, queries.shape[1], chunk):
             tracker = SlidingWindowTracker(model, B, self.iters, video.device)
@@ -220,15 +220,12 @@ class CoTrackerPredictor(PredictorBase):
             trackers.append(tracker)
             traj.append(video.new_zeros(B, T, tracker.num_tracks, 2))
             vis.append(video.new_zeros(B, T, tracker.num_tracks))
-        ind = 0
-        while window_runs(ind, T, step):  # the schedule of CoTracker.forward
-            first = ind if ind == 0 else ind + step
-            fmaps = model.encode(_pad_frames(video[:, first : ind + S], ind + S - first))
+        for win in window_schedule(T, S):
+            fmaps = model.encode(_pad_frames(video[:, win.new_from : win.stop], win.stop - win.new_from))
             for tracker, t_c, v_c in zip(trackers, traj, vis):
-                out = tracker.run_window(None, min(S, T - ind), new_fmaps=fmaps)
+                out = tracker.run_window(None, win.real_frames(T), new_fmaps=fmaps)
                 if out is not None:
                     out.write_into(t_c, v_c)
-            ind += step
         return torch.cat(traj, 2), torch.sigmoid(torch.cat(vis, 2))
 
     def _dense_queries(self, H: int, W: int, query_frame: int, device) -> Tuple[Tensor, int]:

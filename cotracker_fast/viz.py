@@ -2,7 +2,7 @@
 
 * :func:`track_colors` - a rainbow colour per track from its height in the frame;
 * :func:`draw_frame` - points (filled disks when visible, rings when occluded) and fading trails;
-* :func:`draw_banner` - a line of text in a filled box at the top, with a built-in 5x7 bitmap font;
+* :func:`draw_banner` - a line of text in a filled box at the top (Pillow's bundled font);
 * :class:`OverlayWriter` - streams overlaid frames to a video (keeps the trail history itself).
 
 Coordinates are ``(x, y)`` in pixels with pixel centres at integer positions (``x`` = column, ``y`` = row),
@@ -11,6 +11,7 @@ as everywhere in cotracker_fast.
 from __future__ import annotations
 
 import collections
+import functools
 from typing import Any, Deque, Optional, Sequence, Tuple
 
 import numpy as np
@@ -18,14 +19,12 @@ import numpy as np
 from .io import PathLike, VideoWriter
 
 __all__ = [
-    "hsv_to_rgb",
     "track_colors",
     "draw_frame",
     "draw_banner",
     "text_width",
     "OverlayWriter",
     "UNTRAINED_BANNER",
-    "GLYPHS",
 ]
 
 UNTRAINED_BANNER = "UNTRAINED WEIGHTS - TRACKS ARE MEANINGLESS"
@@ -35,7 +34,7 @@ UNTRAINED_BANNER = "UNTRAINED WEIGHTS - TRACKS ARE MEANINGLESS"
 # ----------------------------------------------------------------------------------------------------------
 
 
-def hsv_to_rgb(h: np.ndarray, s: np.ndarray, v: np.ndarray) -> np.ndarray:
+def _hsv_to_rgb(h: np.ndarray, s: np.ndarray, v: np.ndarray) -> np.ndarray:
     """Convert HSV to RGB.
 
     Args:
@@ -91,7 +90,7 @@ def track_colors(tracks_at_query: np.ndarray, height: int) -> np.ndarray:
     y = pts[:, 1]
     finite = np.isfinite(y)
     u = np.clip(np.where(finite, y, 0.0) / max(float(height) - 1.0, 1.0), 0.0, 1.0)
-    rgb = hsv_to_rgb(u * (300.0 / 360.0), 1.0, 1.0)
+    rgb = _hsv_to_rgb(u * (300.0 / 360.0), 1.0, 1.0)
     out = np.round(rgb * 255.0).astype(np.uint8)
     out[~finite] = 128
     return out
@@ -283,90 +282,28 @@ def draw_frame(
 # text
 # ----------------------------------------------------------------------------------------------------------
 
-# A 5x7 bitmap font, drawn for this project: 7 rows of 5 columns, "#" = ink.
-_FONT_ROWS = {
-    "A": (".###.", "#...#", "#...#", "#####", "#...#", "#...#", "#...#"),
-    "B": ("####.", "#...#", "#...#", "####.", "#...#", "#...#", "####."),
-    "C": (".###.", "#...#", "#....", "#....", "#....", "#...#", ".###."),
-    "D": ("####.", "#...#", "#...#", "#...#", "#...#", "#...#", "####."),
-    "E": ("#####", "#....", "#....", "####.", "#....", "#....", "#####"),
-    "F": ("#####", "#....", "#....", "####.", "#....", "#....", "#...."),
-    "G": (".###.", "#...#", "#....", "#.###", "#...#", "#...#", ".###."),
-    "H": ("#...#", "#...#", "#...#", "#####", "#...#", "#...#", "#...#"),
-    "I": (".###.", "..#..", "..#..", "..#..", "..#..", "..#..", ".###."),
-    "J": ("..###", "...#.", "...#.", "...#.", "...#.", "#..#.", ".##.."),
-    "K": ("#...#", "#..#.", "#.#..", "##...", "#.#..", "#..#.", "#...#"),
-    "L": ("#....", "#....", "#....", "#....", "#....", "#....", "#####"),
-    "M": ("#...#", "##.##", "#.#.#", "#.#.#", "#...#", "#...#", "#...#"),
-    "N": ("#...#", "#...#", "##..#", "#.#.#", "#..##", "#...#", "#...#"),
-    "O": (".###.", "#...#", "#...#", "#...#", "#...#", "#...#", ".###."),
-    "P": ("####.", "#...#", "#...#", "####.", "#....", "#....", "#...."),
-    "Q": (".###.", "#...#", "#...#", "#...#", "#.#.#", "#..#.", ".##.#"),
-    "R": ("####.", "#...#", "#...#", "####.", "#.#..", "#..#.", "#...#"),
-    "S": (".####", "#....", "#....", ".###.", "....#", "....#", "####."),
-    "T": ("#####", "..#..", "..#..", "..#..", "..#..", "..#..", "..#.."),
-    "U": ("#...#", "#...#", "#...#", "#...#", "#...#", "#...#", ".###."),
-    "V": ("#...#", "#...#", "#...#", "#...#", "#...#", ".#.#.", "..#.."),
-    "W": ("#...#", "#...#", "#...#", "#.#.#", "#.#.#", "#.#.#", ".#.#."),
-    "X": ("#...#", "#...#", ".#.#.", "..#..", ".#.#.", "#...#", "#...#"),
-    "Y": ("#...#", "#...#", ".#.#.", "..#..", "..#..", "..#..", "..#.."),
-    "Z": ("#####", "....#", "...#.", "..#..", ".#...", "#....", "#####"),
-    "0": (".###.", "#...#", "#..##", "#.#.#", "##..#", "#...#", ".###."),
-    "1": ("..#..", ".##..", "..#..", "..#..", "..#..", "..#..", ".###."),
-    "2": (".###.", "#...#", "....#", "...#.", "..#..", ".#...", "#####"),
-    "3": ("####.", "....#", "....#", ".###.", "....#", "....#", "####."),
-    "4": ("...#.", "..##.", ".#.#.", "#..#.", "#####", "...#.", "...#."),
-    "5": ("#####", "#....", "####.", "....#", "....#", "#...#", ".###."),
-    "6": ("..##.", ".#...", "#....", "####.", "#...#", "#...#", ".###."),
-    "7": ("#####", "....#", "...#.", "..#..", ".#...", ".#...", ".#..."),
-    "8": (".###.", "#...#", "#...#", ".###.", "#...#", "#...#", ".###."),
-    "9": (".###.", "#...#", "#...#", ".####", "....#", "...#.", ".##.."),
-    " ": (".....",) * 7,
-    "-": (".....", ".....", ".....", ".###.", ".....", ".....", "....."),
-    ".": (".....", ".....", ".....", ".....", ".....", ".##..", ".##.."),
-    ",": (".....", ".....", ".....", ".....", ".##..", "..#..", ".#..."),
-    ":": (".....", ".##..", ".##..", ".....", ".##..", ".##..", "....."),
-    "!": ("..#..", "..#..", "..#..", "..#..", "..#..", ".....", "..#.."),
-    "(": ("...#.", "..#..", ".#...", ".#...", ".#...", "..#..", "...#."),
-    ")": (".#...", "..#..", "...#.", "...#.", "...#.", "..#..", ".#..."),
-    "/": (".....", "....#", "...#.", "..#..", ".#...", "#....", "....."),
-    "%": ("##...", "##..#", "...#.", "..#..", ".#...", "#..##", "...##"),
-    "?": (".###.", "#...#", "....#", "...#.", "..#..", ".....", "..#.."),
-    "'": ("..#..", "..#..", ".#...", ".....", ".....", ".....", "....."),
-    "_": (".....", ".....", ".....", ".....", ".....", ".....", "#####"),
-    "=": (".....", ".....", "#####", ".....", "#####", ".....", "....."),
-    "+": (".....", "..#..", "..#..", "#####", "..#..", "..#..", "....."),
-}
-
-#: Glyph bitmaps: character -> ``(7, 5) bool`` array (row-major, True = ink).
-GLYPHS = {ch: np.array([[c == "#" for c in row] for row in rows], dtype=bool) for ch, rows in _FONT_ROWS.items()}
-_GLYPH_H, _GLYPH_W = 7, 5
+_MARGIN = 2  # px (times scale) around the text in the banner box
+_LINE = 7  # px (times scale) of text height in the banner box
 
 
-def _normalise_text(text: str) -> str:
-    """Upper-case; characters without a glyph become ``?``."""
-    return "".join(ch if ch in GLYPHS else "?" for ch in str(text).upper())
+@functools.lru_cache(maxsize=8)
+def _font(scale: int):
+    """Pillow's bundled font at a size whose capitals are about ``_LINE * scale`` px tall (its fixed-size bitmap
+    font where Pillow was built without FreeType)."""
+    from PIL import ImageFont
+
+    try:
+        return ImageFont.load_default(size=round(_LINE * scale * 1.35))
+    except (TypeError, ValueError, OSError, ImportError):
+        return ImageFont.load_default()
 
 
 def text_width(text: str, scale: int = 2) -> int:
-    """Width in pixels of ``text`` in the built-in font at ``scale`` (5 px glyphs + 1 px gap, times scale)."""
-    n = len(_normalise_text(text))
-    return max(n * (_GLYPH_W + 1) - 1, 0) * scale
-
-
-def _render_text(text: str, scale: int) -> np.ndarray:
-    """``(7*scale, text_width) bool`` ink mask of a line of text."""
-    chars = _normalise_text(text)
-    if not chars:
-        return np.zeros((_GLYPH_H * scale, 0), bool)
-    gap = np.zeros((_GLYPH_H, 1), bool)
-    parts = []
-    for i, ch in enumerate(chars):
-        if i:
-            parts.append(gap)
-        parts.append(GLYPHS[ch])
-    mask = np.concatenate(parts, axis=1)
-    return np.repeat(np.repeat(mask, scale, axis=0), scale, axis=1)
+    """Width in pixels of one line of ``text`` as :func:`draw_banner` draws it at ``scale``."""
+    if not text:
+        return 0
+    left, _, right, _ = _font(scale).getbbox(str(text))
+    return int(right - min(left, 0))
 
 
 def draw_banner(
@@ -377,17 +314,16 @@ def draw_banner(
     fg: Sequence[int] = (255, 255, 255),
     bg: Sequence[int] = (170, 20, 20),
 ) -> np.ndarray:
-    """Write one line of text in a filled box across the top of a copy of ``frame``.
+    """Write one line of text in a filled box across the top of a copy of ``frame`` (Pillow's bundled font).
 
-    The box spans the full width and is ``11 * scale`` px tall (7 px glyphs + 2 px margin above and below,
-    times ``scale``), clipped to the frame. Text is upper-cased; characters outside the built-in font
-    (A-Z, 0-9, space and ``- . , : ! ( ) / % ? ' _ = +``) are drawn as ``?``. If the text does not fit at
-    ``scale`` it is drawn at scale 1, and if it still does not fit it is cut at the right edge.
+    The box spans the full width and is ``11 * scale`` px tall (text about ``7 * scale`` px tall with a
+    ``2 * scale`` px margin above and below), clipped to the frame. If the text does not fit at ``scale`` it is drawn
+    at scale 1, and if it still does not fit it is cut at the right edge.
 
     Args:
         frame: ``(H, W, 3) uint8`` RGB; not modified.
         text: the line to write.
-        scale: integer glyph magnification (>= 1); 2 gives 10x14 px glyphs.
+        scale: integer magnification (>= 1).
         fg: text colour, RGB 0..255.
         bg: box colour, RGB 0..255.
 
@@ -397,6 +333,8 @@ def draw_banner(
     Raises:
         ValueError: bad ``frame`` shape/dtype, ``scale`` < 1, or colours outside 0..255.
     """
+    from PIL import Image, ImageDraw
+
     f = _check_frame(frame)
     if isinstance(scale, bool) or not isinstance(scale, (int, np.integer)) or scale < 1:
         raise ValueError(f"scale must be a positive integer, got {scale!r}")
@@ -405,19 +343,20 @@ def draw_banner(
         if c.shape != (3,) or c.min() < 0 or c.max() > 255:
             raise ValueError(f"{name} must be an RGB triple with values in 0..255, got {c.tolist()}")
     h, w = f.shape[:2]
-    margin = 2
-    if scale > 1 and text_width(text, scale) + 2 * margin * scale > w:
+    scale = int(scale)
+    if scale > 1 and text_width(text, scale) + 2 * _MARGIN * scale > w:
         scale = 1
     out = f.copy()
-    box_h = min((_GLYPH_H + 2 * margin) * scale, h)
-    out[:box_h] = bg_a.astype(np.uint8)
-    ink = _render_text(text, scale)
-    y0 = x0 = margin * scale
-    ih = max(min(ink.shape[0], h - y0), 0)
-    iw = max(min(ink.shape[1], w - x0), 0)
-    if ih > 0 and iw > 0:
-        region = out[y0 : y0 + ih, x0 : x0 + iw]
-        region[ink[:ih, :iw]] = fg_a.astype(np.uint8)
+    box_h = min((_LINE + 2 * _MARGIN) * scale, h)
+    if box_h == 0:
+        return out
+    box = Image.new("RGB", (w, box_h), tuple(int(v) for v in bg_a))
+    font = _font(scale)
+    left, top, _, bottom = font.getbbox(str(text)) if text else (0, 0, 0, 0)
+    y = (_LINE + 2 * _MARGIN) * scale / 2 - (top + bottom) / 2  # centred on the box
+    ImageDraw.Draw(box).text((_MARGIN * scale - min(left, 0), y), str(text), font=font,
+                             fill=tuple(int(v) for v in fg_a))
+    out[:box_h] = np.asarray(box)
     return out
 
 

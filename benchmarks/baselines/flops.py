@@ -11,6 +11,8 @@ from __future__ import annotations
 import math
 from typing import Optional, Sequence
 
+from cotracker_fast.models.cotracker import window_schedule
+
 __all__ = [
     "encoder_flops",
     "cotracker_flops",
@@ -71,14 +73,8 @@ def _corr_per_token(H: int, W: int, stride: int, dense: bool, C: int = 128, leve
 
 
 def cotracker_window_starts(T: int, S: int = 8) -> list:
-    """Window starts of the v1 sliding-window schedule: 0, S/2, S, ... while ``start < T - S/2``, and always the first
-    (the model's ``window_runs``)."""
-    step = S // 2
-    starts, ind = [], 0
-    while ind == 0 or ind < T - step:
-        starts.append(ind)
-        ind += step
-    return starts
+    """Window starts of the v1 sliding-window schedule (the model's :func:`window_schedule`)."""
+    return [w.start for w in window_schedule(T, S)]
 
 
 def cotracker_flops(

@@ -23,7 +23,7 @@ from typing import Optional, Tuple
 import torch
 from torch import Tensor
 
-from ..models.cotracker import CoTracker, SlidingWindowTracker, window_runs
+from ..models.cotracker import CoTracker, SlidingWindowTracker, window_schedule
 from ..predictor import get_points_on_a_grid
 
 GRID_SIZE = 6
@@ -76,17 +76,15 @@ def track_from_features(
     L = int(lengths.max())
     traj = queries.new_zeros(B, L, n, 2)
     vis = queries.new_zeros(B, L, n)
-    ind = 0
-    while window_runs(ind, L, step):
-        lo = ind if ind == 0 else ind + step
-        frames = (first + torch.arange(lo, ind + S, device=dev)[None]).clamp(max=T - 1)  # (B, F) video frames
+    for win in window_schedule(L, S):
+        ind = win.start
+        frames = (first + torch.arange(win.new_from, win.stop, device=dev)[None]).clamp(max=T - 1)  # (B, F) frames
         out = state.run_window(None, (lengths - ind).clamp(1, S), new_fmaps=fmaps[rows, frames])
         if out is not None:
-            # the sample's own loop ran it (window_runs, per sample)
+            # the sample's own schedule ran it (window_runs, per sample)
             running = ((ind < lengths - step) | (ind == 0)).to(out.valid.device, non_blocking=True)
             out.valid &= running[:, None]
             out.write_into(traj, vis)
-        ind += step
     vis = torch.sigmoid(vis)
     past = torch.arange(L, device=traj.device)[None] >= lengths.to(traj.device, non_blocking=True)[:, None]  # (B, L)
     traj = traj.masked_fill(past[..., None, None], 0.0)  # frames past a sample's crop: windows' padding frames

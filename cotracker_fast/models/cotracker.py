@@ -176,7 +176,7 @@ class CoTracker(nn.Module):
         self._compiled_window = None
         self._bucket = None
 
-    def window_step(
+    def refine_window(
         self, fmaps: Tensor, coords: Tensor, feat_init: Tensor, vis_init: Tensor, track_mask: Tensor, iters: int,
         counts: Optional[Tensor] = None,
     ):
@@ -224,19 +224,16 @@ class CoTracker(nn.Module):
         _check_video(rgbs, "rgbs")
         B, T = rgbs.shape[:2]
         _check_queries(queries, B, T, "queries")
-        S, step = self.window_len, self.config.window_step
+        S = self.window_len
         state = SlidingWindowTracker(self, B, iters, rgbs.device, keep_train_data=is_train)
         state.add_queries(queries)
         traj = rgbs.new_zeros(B, T, queries.shape[1], 2)
         vis = rgbs.new_zeros(B, T, queries.shape[1])
-        ind = 0
-        while window_runs(ind, T, step):
-            lo = ind if ind == 0 else ind + step
-            new = _pad_frames(rgbs[:, lo : ind + S], (ind + S) - lo)
-            out = state.run_window(new, min(S, T - ind))
+        for win in window_schedule(T, S):
+            new = _pad_frames(rgbs[:, win.new_from : win.stop], win.stop - win.new_from)
+            out = state.run_window(new, win.real_frames(T))
             if out is not None:
                 out.write_into(traj, vis)
-            ind += step
         return traj, state.feat_init, torch.sigmoid(vis), state.train_data
 
 
@@ -251,6 +248,35 @@ def window_runs(start: int, T: int, step: int) -> bool:
     :class:`SlidingWindowTracker` (the model, the predictors, the evaluation) uses this one rule.
     """
     return start == 0 or start < T - step
+
+
+@dataclass(frozen=True)
+class Window:
+    """One sliding window of a clip: frames ``[start, start + S)``, of which ``[new_from, start + S)`` have not been
+    seen by an earlier window (the first window's every frame; later windows' second half). Frames at or past the
+    clip's end are the last frame repeated (``_pad_frames``)."""
+
+    start: int
+    new_from: int
+    stop: int  # start + S
+
+    def real_frames(self, T: int) -> int:
+        """Frames of this window inside a ``T``-frame clip (``>= 1``)."""
+        return min(self.stop, T) - self.start
+
+
+def window_schedule(T: int, window_len: int) -> List[Window]:
+    """The sliding windows of a ``T``-frame clip with windows of ``window_len`` frames advancing by half a window:
+    starts ``0, S/2, S, ...`` for as long as :func:`window_runs` says. The one schedule of every driver of
+    :class:`SlidingWindowTracker` (the model's forward, the predictors, the evaluation, the FLOP model)."""
+    if T < 1 or window_len < 2:
+        raise ValueError(f"need T >= 1 and window_len >= 2, got T={T}, window_len={window_len}")
+    step = window_len // 2
+    out, ind = [], 0
+    while window_runs(ind, T, step):
+        out.append(Window(ind, ind if ind == 0 else ind + step, ind + window_len))
+        ind += step
+    return out
 
 
 def mask_vis_channels(track_mask: Tensor, vis_init: Tensor, counts: Optional[Tensor] = None) -> Tensor:
@@ -548,7 +574,7 @@ class SlidingWindowTracker:
             & (frames_abs >= _gather_tracks(self.cleared_until, index, 1)[:, None])
             & (frames_abs < real_end)
         )
-        preds, vis_logits = model.window_step(
+        preds, vis_logits = model.refine_window(
             fmaps,
             _gather_tracks(self.coords, index, 2),
             _gather_tracks(self.feat_init, index, 1),

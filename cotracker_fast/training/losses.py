@@ -1,6 +1,6 @@
 """The training losses of CoTracker v1, computed from the sliding-window outputs (:class:`TrainData`).
 
-As the official code (spec §5), per sample and per window ``j`` with ``N_j`` active tracks and ``I`` iterations:
+As the official code computes them, per sample and per window ``j`` with ``N_j`` active tracks and ``I`` iterations:
 
 * **flow**: ``sum_i gamma^(I-1-i) * mean_{frames, tracks}(mean_xy |pred_i - gt|) / I / N_j``, summed over windows.
   Pixels at the training resolution; every frame of the window is supervised, occluded ones and ones before the

@@ -1,6 +1,6 @@
 """Unrolled sliding-window training of CoTracker on one device or many (``torchrun``).
 
-The recipe is the official one (spec §5): the model runs every window of a clip with ``train_iters`` refinement
+The recipe is the official one: the model runs every window of a clip with ``train_iters`` refinement
 iterations; the losses of :mod:`cotracker_fast.training.losses` are summed over windows; AdamW, a linear one-cycle
 schedule over ``num_steps + 100`` steps with 5% warm-up, gradient clipping at norm 10. On a GPU the forward runs
 under bf16 autocast (``amp="auto"``); ``compile=True`` compiles the UpdateFormer with ``torch.compile``.
