@@ -39,6 +39,19 @@ def test_registry_and_checkpoint_names():
         create_model("cotracker_stride_2")
 
 
+def test_variant_from_safetensors_metadata(tmp_path):
+    from cotracker_fast.models.checkpoint import save_safetensors
+
+    sd = {k: v.half() for k, v in create_model("cotracker_fast_small").state_dict().items()}
+    named = tmp_path / "run7.safetensors"
+    save_safetensors(sd, str(named), metadata={"model_name": "cotracker_fast_small"})
+    assert model_name_from_checkpoint(str(named)) == "cotracker_fast_small"
+    unnamed = tmp_path / "run8.safetensors"
+    save_safetensors(sd, str(unnamed), metadata={})
+    with pytest.raises(ValueError, match="cannot infer the model variant"):
+        model_name_from_checkpoint(str(unnamed))
+
+
 @pytest.fixture(scope="module")
 def model():
     """Random, tamed weights (see helpers.tame_random_weights_) in float64, so that structural equalities (order,

@@ -47,13 +47,24 @@ def get_config(name: str) -> CoTrackerConfig:
 
 
 def model_name_from_checkpoint(path: Optional[str]) -> str:
-    """The variant an official checkpoint file name implies (``None`` gives the default, stride 4 / window 8).
+    """The variant a checkpoint implies: the ``model_name`` in a ``.safetensors`` file's metadata (our exports), else
+    the file's base name, as the official builder does (``None`` gives the default, stride 4 / window 8).
 
-    Raises ValueError for a name that is not one of the official variants, as the official builder does.
+    Raises ValueError for a name that is not one of the registered variants.
     """
     if path is None:
         return DEFAULT_MODEL
     base = os.path.basename(str(path)).split(".")[0]
+    if base not in MODEL_CONFIGS and str(path).endswith(".safetensors") and os.path.isfile(path):
+        from safetensors import safe_open
+
+        try:
+            with safe_open(str(path), framework="pt") as f:
+                named = (f.metadata() or {}).get("model_name")
+        except Exception:  # not a readable safetensors file: the loader reports that
+            named = None
+        if named in MODEL_CONFIGS:
+            return named
     if base not in MODEL_CONFIGS:
         raise ValueError(
             f"cannot infer the model variant from checkpoint file name {os.path.basename(str(path))!r}: its base "
