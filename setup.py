@@ -43,7 +43,7 @@ def _ext_modules():
 
 setup(
     packages=["cotracker_fast", "cotracker_fast.models", "cotracker_fast.ops", "cotracker_fast.evaluation", "cotracker_fast.data",
-              "cotracker_fast.baselines",
+              "cotracker_fast.baselines", "cotracker_fast.io",
               "cotracker_fast.training",
               "cotracker_fast.kernels"],
     package_dir={"cotracker_fast.kernels": "kernels"},

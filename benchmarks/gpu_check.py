@@ -265,8 +265,8 @@ def _cuda_only(what: str) -> Dict[str, Any]:
 def stage_build(st: ChildStage) -> None:
     """The CUDA extension (JIT build for this GPU's architecture), the Triton kernels warmed, a first attention call."""
     from cotracker_fast import _cuda_build, ops
-    from cotracker_fast.ops import _torch_impl as ref
-    from cotracker_fast.ops import cuda_attention
+    from cotracker_fast import ops as ref
+    from cotracker_fast.ops import op_attention as cuda_attention
 
     items = st.record["items"]
     nvcc = _cuda_build.nvcc_path()
@@ -320,7 +320,7 @@ def stage_build(st: ChildStage) -> None:
             ops.corr_sample(leaves, f, coords, cfg["radius"], backend="triton").sum().backward()
             _sync(st.device)
             bwd_s = time.perf_counter() - t0
-            diff = (out - ref._corr_sample(pyr, feats, coords, cfg["radius"])).abs().max().item()
+            diff = (out - ref.corr_sample_torch(pyr, feats, coords, cfg["radius"])).abs().max().item()
             items[key] = {"status": "passed" if diff < 1e-2 else "failed", "first_forward_s": fwd_s,
                           "first_forward_backward_s": bwd_s, "max_abs_diff_vs_torch": diff}
             if diff >= 1e-2:
@@ -478,7 +478,7 @@ def corr_flops(cfg: dict, N: int, backward: bool) -> float:
 def stage_micro(st: ChildStage) -> None:
     """Roofs; corr_sample Triton vs torch; time and group attention CUDA vs SDPA."""
     from cotracker_fast import ops
-    from cotracker_fast.ops import _torch_impl as ref
+    from cotracker_fast import ops as ref
 
     cfg = MICRO[st.kind]
     st.record["config"] = cfg
@@ -532,11 +532,11 @@ def stage_micro(st: ChildStage) -> None:
             f_leaf = feats.detach().requires_grad_(True)
             grad = torch.randn(1, cfg["S"], N, cfg["levels"] * (2 * r + 1) ** 2, device=st.device)
             impls = {"triton": lambda p, f: ops.corr_sample(p, f, coords, r, backend="triton"),
-                     "torch": lambda p, f: ref._corr_sample(p, f, coords, r)}
+                     "torch": lambda p, f: ref.corr_sample_torch(p, f, coords, r)}
 
             def diff_vs_torch(fwd=impls["triton"]):
                 with torch.no_grad():
-                    return (fwd(pyr, feats) - ref._corr_sample(pyr, feats, coords, r)).abs().max().item()
+                    return (fwd(pyr, feats) - ref.corr_sample_torch(pyr, feats, coords, r)).abs().max().item()
 
             for impl, fwd in impls.items():
                 base = {"op": "corr_sample", "impl": impl, "N": N, "dtype": dtype_name}
@@ -572,11 +572,11 @@ def stage_micro(st: ChildStage) -> None:
                         st.add({**base, "key": key, **_cuda_only("the CUDA attention kernels")})
                     continue
                 if impl == "cuda":
-                    from cotracker_fast.ops.cuda_attention import attention_cuda as fn
+                    from cotracker_fast.ops.op_attention import attention_cuda as fn
                 else:
-                    fn = ref._attention_sdpa
+                    fn = ref.attention_sdpa
                 if ref32 is None:  # fp32 attention through SDPA: the explicit form would hold L^2 scores
-                    ref32 = ref._attention_sdpa(qkv.float())
+                    ref32 = ref.attention_sdpa(qkv.float())
 
                 def check(fn=fn):
                     return (fn(qkv).float() - ref32).abs().max().item()

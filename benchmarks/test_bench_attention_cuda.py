@@ -9,7 +9,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from cotracker_fast.ops import _torch_impl as ref
+from cotracker_fast import ops as ref
 
 pytestmark = pytest.mark.gpu
 
@@ -39,9 +39,9 @@ def test_attention_cuda_gpu(benchmark, provider, dtype, kind, batch, L):
     benchmark.group = f"attention {kind} batch={batch} L={L} {dtype}"
     qkv = torch.randn(batch, L, 3, 8, 48, device="cuda", dtype=dtype)
     if provider == "cuda":
-        from cotracker_fast.ops.cuda_attention import attention_cuda as fn
+        from cotracker_fast.ops.op_attention import attention_cuda as fn
     elif provider == "reference":
-        fn = ref._attention_math
+        fn = ref.attention_reference
     else:
         fn = _sdpa(provider.split("-", 1)[1])
     try:

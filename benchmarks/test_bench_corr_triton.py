@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from cotracker_fast import ops
-from cotracker_fast.ops import _torch_impl as ref
+from cotracker_fast import ops as ref
 
 pytestmark = pytest.mark.gpu
 
@@ -36,7 +36,7 @@ def test_corr_sample_triton_gpu(benchmark, impl, dtype, N):
     pyr = ops.build_pyramid(fmaps, LEVELS)
     feats = torch.randn(1, S, N, C, generator=g).to("cuda", dtype)
     coords = (torch.rand(1, S, N, 2, generator=g) * torch.tensor([W - 1.0, H - 1.0])).cuda()
-    fn = {"triton": None, "torch": ref._corr_sample, "reference": ref._corr_sample_dense}[impl]
+    fn = {"triton": None, "torch": ref.corr_sample_torch, "reference": ref.corr_sample_reference}[impl]
 
     def call():
         out = ops.corr_sample(pyr, feats, coords, RADIUS, backend="triton") if fn is None else fn(pyr, feats, coords, RADIUS)

@@ -1,17 +1,17 @@
 """Speed of the correlation and attention implementations (pytest-benchmark).
 
 Run: ``make bench`` (saves ``benchmarks/results/latest.json``). Every fast backend is compared with the reference
-from :mod:`cotracker_fast.ops._torch_impl`. The GPU cases use the official inference shapes (S = 8, 384x512 at
+from :mod:`cotracker_fast.ops`. The GPU cases use the official inference shapes (S = 8, 384x512 at
 stride 4: 96x128 level-0 maps, 4 levels, radius 3, C = 128) and also record peak memory.
 """
 import pytest
 import torch
 
 from cotracker_fast import ops
-from cotracker_fast.ops import _torch_impl as ref
+from cotracker_fast import ops as ref
 
-CORR_IMPLS = {"dense (official-equivalent)": ref._corr_sample_dense, "local": ref._corr_sample}
-ATTN_IMPLS = {"math": ref._attention_math, "sdpa": ref._attention_sdpa}
+CORR_IMPLS = {"dense (official-equivalent)": ref.corr_sample_reference, "local": ref.corr_sample_torch}
+ATTN_IMPLS = {"math": ref.attention_reference, "sdpa": ref.attention_sdpa}
 
 
 def _corr_inputs(device, B, S, N, H, W, C=128, levels=4, dtype=torch.float32):

@@ -31,7 +31,7 @@ import triton
 import triton.language as tl
 from torch import Tensor
 
-from cotracker_fast.ops._torch_impl import _check_corr_inputs
+from cotracker_fast.ops.op_corr_sample import check_corr_inputs as _check_corr_inputs
 
 BLOCK_N = 16  # tracks per program (tl.dot needs >= 16)
 BLOCK_C = 8  # channels per gather step

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from cotracker_fast import _cuda_build
-from cotracker_fast.ops import _torch_impl as ref
+from cotracker_fast import ops as ref
 
 needs_nvcc = pytest.mark.skipif(_cuda_build.nvcc_path() is None, reason="nvcc is not installed")
 
@@ -51,7 +51,7 @@ def test_sources_compile_and_check_arguments(built):
 @pytest.mark.skipif(os.environ.get("COTRACKER_FAST_NO_CUDA", "0") not in ("", "0"), reason="build disabled")
 def test_setup_built_the_extension():
     """`pip install` (make setup) compiled cotracker_fast._C because nvcc is present."""
-    from cotracker_fast.ops.cuda_attention import load_extension
+    from cotracker_fast.ops.op_attention import load_extension
 
     ext = load_extension()
     assert ext is not None and hasattr(ext, "group_attention_fwd_cuda")
@@ -68,7 +68,7 @@ def test_arch_flags():
 
 
 def test_python_boundary_validation():
-    from cotracker_fast.ops.cuda_attention import attention_cuda
+    from cotracker_fast.ops.op_attention import attention_cuda
 
     with pytest.raises(ValueError, match="must be a CUDA tensor"):
         attention_cuda(torch.randn(2, 8, 3, 8, 48))
@@ -86,17 +86,17 @@ def _qkv(batch, L, D, dtype, seed=0, heads=8):
 
 def _check_rule(qkv, mask=None):
     """max|kernel - ref32| <= 2 max|torch same dtype - ref32| (half types); fp32: summation order only."""
-    from cotracker_fast.ops.cuda_attention import attention_cuda
+    from cotracker_fast.ops.op_attention import attention_cuda
 
     out = attention_cuda(qkv, mask).float()
-    ref32 = ref._attention_math(qkv.float(), mask)
+    ref32 = ref.attention_reference(qkv.float(), mask)
     err = (out - ref32).abs().max()
     if qkv.dtype == torch.float32:
         # fp32 with a different summation order (online softmax, key by key); bound set from fp32 epsilon times
         # the accumulation length, not yet measured on a GPU
         assert err <= 1e-5 * max(1.0, qkv.shape[1] ** 0.5), float(err)
     else:
-        same = ref._attention_sdpa(qkv, mask).float()
+        same = ref.attention_sdpa(qkv, mask).float()
         assert err <= 2 * (same - ref32).abs().max() + 1e-6, (float(err), float((same - ref32).abs().max()))
 
 
@@ -121,20 +121,20 @@ def test_masked_group_attention(dtype, L):
 
 @pytest.mark.gpu
 def test_backward_fallback_matches_reference():
-    from cotracker_fast.ops.cuda_attention import attention_cuda
+    from cotracker_fast.ops.op_attention import attention_cuda
 
     qkv = _qkv(3, 13, 48, torch.float32).detach().requires_grad_(True)
     w = torch.randn(3, 13, 384, device="cuda")
     (attention_cuda(qkv) * w).sum().backward()
     g_cuda = qkv.grad.clone()
     qkv.grad = None
-    (ref._attention_math(qkv) * w).sum().backward()
+    (ref.attention_reference(qkv) * w).sum().backward()
     torch.testing.assert_close(g_cuda, qkv.grad, atol=1e-5, rtol=1e-5)
 
 
 @pytest.mark.gpu
 def test_opcheck_and_model_backend():
-    from cotracker_fast.ops.cuda_attention import _attention_op
+    from cotracker_fast.ops.op_attention import _attention_op
 
     qkv = _qkv(2, 8, 48, torch.float32)
     torch.library.opcheck(_attention_op, (qkv, None, 48**-0.5), test_utils=("test_schema", "test_faketensor"))

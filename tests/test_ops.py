@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 
 from cotracker_fast import ops
-from cotracker_fast.ops import _torch_impl as ref
+from cotracker_fast import ops as ref
 from cotracker_fast.ops.backend import BackendUnavailableError
 
 # Both correlation references accumulate in fp32; the dense one goes through grid_sample's normalise/unnormalise
@@ -29,8 +29,8 @@ def _inputs(B=2, S=3, N=17, C=32, H=13, W=19, levels=3, seed=0, spread=4.0):
 @pytest.mark.parametrize("shape", [dict(), dict(N=1), dict(B=1, S=1, N=5, H=17, W=11), dict(C=128, N=7, H=24, W=32)])
 def test_corr_local_equals_dense(radius, shape):
     pyr, feats, coords = _inputs(**shape)
-    a = ref._corr_sample_dense(pyr, feats, coords, radius)
-    b = ref._corr_sample(pyr, feats, coords, radius)
+    a = ref.corr_sample_reference(pyr, feats, coords, radius)
+    b = ref.corr_sample_torch(pyr, feats, coords, radius)
     B, S, N, _ = feats.shape
     assert a.shape == b.shape == (B, S, N, len(pyr) * (2 * radius + 1) ** 2)
     assert a.dtype == b.dtype == torch.float32
@@ -44,8 +44,8 @@ def test_corr_adversarial_positions():
         [[0, 0], [15, 11], [7, 5], [-0.5, 3], [15.5, 11.5], [100, 100], [-50, 3], [7.5, 5.25]], dtype=torch.float32
     )
     coords = pts[None, None].expand(1, 2, 8, 2).contiguous()
-    a = ref._corr_sample_dense(pyr, feats, coords, 3)
-    b = ref._corr_sample(pyr, feats, coords, 3)
+    a = ref.corr_sample_reference(pyr, feats, coords, 3)
+    b = ref.corr_sample_torch(pyr, feats, coords, 3)
     torch.testing.assert_close(b, a, atol=CORR_ATOL, rtol=CORR_RTOL)
     far = [5, 6]  # the whole 7x7 neighbourhood lies outside the map on every level
     assert torch.all(b[:, :, far] == 0)
@@ -57,7 +57,7 @@ def test_corr_matches_explicit_formula_at_integer_point():
     pyr, feats, _ = _inputs(B=1, S=1, N=1, C=16, H=12, W=16, levels=1)
     x, y, r = 6, 4, 2
     coords = torch.tensor([[[[float(x), float(y)]]]])
-    out = ref._corr_sample(pyr, feats, coords, r)[0, 0, 0]
+    out = ref.corr_sample_torch(pyr, feats, coords, r)[0, 0, 0]
     fm, f = pyr[0][0, 0], feats[0, 0, 0]
     d = 2 * r + 1
     for i in range(d):  # x offset: slow axis
@@ -71,19 +71,19 @@ def test_corr_non_contiguous_and_half_precision_inputs():
     nc_feats = feats.transpose(1, 2).contiguous().transpose(1, 2)
     nc_coords = coords.permute(3, 0, 1, 2).contiguous().permute(1, 2, 3, 0)
     assert not nc_feats.is_contiguous() and not nc_coords.is_contiguous()
-    expect = ref._corr_sample(pyr, feats, coords, 3)
-    torch.testing.assert_close(ref._corr_sample(pyr, nc_feats, nc_coords, 3), expect)
-    torch.testing.assert_close(ref._corr_sample_dense(pyr, nc_feats, nc_coords, 3), expect, atol=CORR_ATOL, rtol=CORR_RTOL)
+    expect = ref.corr_sample_torch(pyr, feats, coords, 3)
+    torch.testing.assert_close(ref.corr_sample_torch(pyr, nc_feats, nc_coords, 3), expect)
+    torch.testing.assert_close(ref.corr_sample_reference(pyr, nc_feats, nc_coords, 3), expect, atol=CORR_ATOL, rtol=CORR_RTOL)
     # bf16 inputs are upcast and accumulated in fp32: output is fp32 and equals the fp32 op on the rounded inputs
-    out16 = ref._corr_sample([p.bfloat16() for p in pyr], feats.bfloat16(), coords, 3)
+    out16 = ref.corr_sample_torch([p.bfloat16() for p in pyr], feats.bfloat16(), coords, 3)
     assert out16.dtype == torch.float32
-    torch.testing.assert_close(out16, ref._corr_sample([p.bfloat16().float() for p in pyr], feats.bfloat16().float(), coords, 3))
+    torch.testing.assert_close(out16, ref.corr_sample_torch([p.bfloat16().float() for p in pyr], feats.bfloat16().float(), coords, 3))
 
 
 def test_corr_gradients_local_vs_dense():
     pyr0, feats0, coords = _inputs(B=1, S=2, N=5, C=8, H=9, W=11, levels=2)
     grads = []
-    for fn in (ref._corr_sample_dense, ref._corr_sample):
+    for fn in (ref.corr_sample_reference, ref.corr_sample_torch):
         fmap = pyr0[0].clone().requires_grad_(True)
         feats = feats0.clone().requires_grad_(True)
         out = fn(ops.build_pyramid(fmap, 2), feats, coords, 2)
@@ -101,7 +101,7 @@ def test_corr_gradcheck_float64():
     coords = torch.tensor([[[[1.3, 2.6], [4.7, -0.4]]]], dtype=torch.float64)
 
     def f(fm, ft):
-        return ref._corr_sample(ops.build_pyramid(fm, 2), ft, coords, 1)
+        return ref.corr_sample_torch(ops.build_pyramid(fm, 2), ft, coords, 1)
 
     assert torch.autograd.gradcheck(f, (fmap, feats))
 
@@ -118,23 +118,23 @@ def test_corr_input_errors():
         ops.corr_sample([pyr[0], pyr[1][:, :, :5]], feats, coords)
     tiny = ops.build_pyramid(torch.randn(1, 1, 4, 2, 2), 2)
     with pytest.raises(ValueError, match="2x2"):
-        ref._corr_sample_dense(tiny, torch.randn(1, 1, 1, 4), torch.zeros(1, 1, 1, 2))
+        ref.corr_sample_reference(tiny, torch.randn(1, 1, 1, 4), torch.zeros(1, 1, 1, 2))
 
 
 @pytest.mark.parametrize("L", [1, 8, 37])
 def test_attention_math_equals_sdpa(L):
     g = torch.Generator().manual_seed(L)
     qkv = torch.randn(3, L, 3, 8, 48, generator=g)
-    a, b = ref._attention_math(qkv), ref._attention_sdpa(qkv)
+    a, b = ref.attention_reference(qkv), ref.attention_sdpa(qkv)
     assert a.shape == (3, L, 384)
     torch.testing.assert_close(b, a, atol=1e-5, rtol=1e-5)
     mask = torch.rand(3, L, generator=g) > 0.4
     mask[:, 0] = True
-    a, b = ref._attention_math(qkv, mask), ref._attention_sdpa(qkv, mask)
+    a, b = ref.attention_reference(qkv, mask), ref.attention_sdpa(qkv, mask)
     torch.testing.assert_close(b, a, atol=1e-5, rtol=1e-5)
     # masked keys are ignored: dropping them gives the same output for every row
     keep = mask[0]
-    alone = ref._attention_math(qkv[:1, keep])
+    alone = ref.attention_reference(qkv[:1, keep])
     torch.testing.assert_close(a[:1, keep], alone, atol=1e-5, rtol=1e-5)
 
 
@@ -178,7 +178,7 @@ def test_resolver_errors_and_fallback():
     with pytest.raises(ValueError, match="unknown ops"):
         ops.resolve("corr_sample", {"corr": "torch"}, dev, dt)
     # a backend that cannot run: explicit request raises with the reason, automatic choice falls back
-    ops.register_backend("attention", "_test_never", ref._attention_math, check=lambda d, t: "needs a GPU", auto_priority=0)
+    ops.register_backend("attention", "_test_never", ref.attention_reference, check=lambda d, t: "needs a GPU", auto_priority=0)
     try:
         with pytest.raises(BackendUnavailableError, match="needs a GPU"):
             ops.resolve("attention", "_test_never", dev, dt)

@@ -12,7 +12,7 @@ pytest.importorskip("triton", reason="triton is not installed")
 
 from cotracker_fast import ops  # noqa: E402
 from cotracker_fast.kernels.corr_sample import _corr_sample_op, corr_sample_triton  # noqa: E402
-from cotracker_fast.ops import _torch_impl as ref  # noqa: E402
+from cotracker_fast import ops as ref  # noqa: E402
 from cotracker_fast.ops.backend import BackendUnavailableError  # noqa: E402
 
 DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
@@ -47,10 +47,10 @@ def _assert_fp32_close(out, expect):
 def test_forward_matches_reference(radius, shape):
     pyr, feats, coords = _inputs(**shape)
     out = corr_sample_triton(pyr, feats, coords, radius)
-    expect = ref._corr_sample(pyr, feats, coords, radius)
+    expect = ref.corr_sample_torch(pyr, feats, coords, radius)
     assert out.shape == expect.shape and out.dtype == torch.float32
     _assert_fp32_close(out, expect)
-    _assert_fp32_close(out, ref._corr_sample_dense(pyr, feats, coords, radius))
+    _assert_fp32_close(out, ref.corr_sample_reference(pyr, feats, coords, radius))
 
 
 def test_adversarial_positions_and_cell_borders():
@@ -65,7 +65,7 @@ def test_adversarial_positions_and_cell_borders():
     coords = pts[None, None].to(DEVICE)
     feats[:, :, 8:11] = feats[:, :, 8:9]  # one track feature at the three positions around the border
     out = corr_sample_triton(pyr, feats, coords, 3)
-    expect = ref._corr_sample(pyr, feats, coords, 3)
+    expect = ref.corr_sample_torch(pyr, feats, coords, 3)
     band = ((coords - coords.round()).abs() < 1e-3).any(-1)  # (1, 1, N): within 1e-3 cell of a border
     _assert_fp32_close(out[band], expect[band])
     _assert_fp32_close(out[~band], expect[~band])
@@ -80,7 +80,7 @@ def test_non_contiguous_inputs():
     nc_coords = coords.permute(3, 0, 1, 2).contiguous().permute(1, 2, 3, 0)
     nc_pyr = [p.transpose(-1, -2).contiguous().transpose(-1, -2) for p in pyr]
     assert not nc_feats.is_contiguous() and not nc_coords.is_contiguous() and not nc_pyr[0].is_contiguous()
-    _assert_fp32_close(corr_sample_triton(nc_pyr, nc_feats, nc_coords, 3), ref._corr_sample(pyr, feats, coords, 3))
+    _assert_fp32_close(corr_sample_triton(nc_pyr, nc_feats, nc_coords, 3), ref.corr_sample_torch(pyr, feats, coords, 3))
 
 
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16], ids=str)
@@ -88,11 +88,11 @@ def test_half_precision_inputs(dtype):
     """Half inputs, fp32 accumulation: against the fp32 result on the unrounded inputs, the kernel's error must be
     within 2x that of the reference run on the same half inputs (flash-attention's rule)."""
     pyr32, feats32, coords = _inputs(C=64)
-    exact = ref._corr_sample(pyr32, feats32, coords, 3)
+    exact = ref.corr_sample_torch(pyr32, feats32, coords, 3)
     pyr, feats = [p.to(dtype) for p in pyr32], feats32.to(dtype)
     out = corr_sample_triton(pyr, feats, coords, 3)
     assert out.dtype == torch.float32
-    ref_err = (ref._corr_sample(pyr, feats, coords, 3) - exact).abs().max()
+    ref_err = (ref.corr_sample_torch(pyr, feats, coords, 3) - exact).abs().max()
     assert (out - exact).abs().max() <= 2 * ref_err
 
 
@@ -112,7 +112,7 @@ def test_backward_matches_reference_autograd(radius):
     feats = torch.randn(2, 2, 19, 16, generator=g).to(DEVICE)
     coords = (torch.rand(2, 2, 19, 2, generator=g) * 16 - 2).to(DEVICE)  # some neighbourhoods leave the map
     got = _grads(corr_sample_triton, fm, feats, coords, radius)
-    expect = _grads(ref._corr_sample, fm, feats, coords, radius)
+    expect = _grads(ref.corr_sample_torch, fm, feats, coords, radius)
     for a, b in zip(got, expect):
         # fp32 atomics and a different summation order: measured max |diff| ~5e-7 for gradients of scale ~1
         torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)
@@ -161,7 +161,7 @@ def test_resolver():
         finally:
             os.environ["TRITON_INTERPRET"] = "1"
     pyr, feats, coords = _inputs(N=4)
-    _assert_fp32_close(ops.corr_sample(pyr, feats, coords, backend="triton"), ref._corr_sample(pyr, feats, coords))
+    _assert_fp32_close(ops.corr_sample(pyr, feats, coords, backend="triton"), ref.corr_sample_torch(pyr, feats, coords))
 
 
 @torch.no_grad()

@@ -35,6 +35,7 @@ from .config import CoTrackerConfig
 from .embeddings import flow_embedding, position_table_2d, time_embedding
 from .encoder import BasicEncoder
 from .updateformer import UpdateFormer, linear_full_precision
+from .windows import Window, _pad_frames, window_runs, window_schedule  # noqa: F401  (re-exported)
 
 VIS_INIT_LOGIT = 10.0  # initial visibility logit of every new point ("close to 1 after sigmoid")
 
@@ -237,48 +238,6 @@ class CoTracker(nn.Module):
         return traj, state.feat_init, torch.sigmoid(vis), state.train_data
 
 
-def window_runs(start: int, T: int, step: int) -> bool:
-    """Whether the sliding window starting at frame ``start`` runs on a ``T``-frame video (``step`` = S/2).
-
-    Windows run while ``start < T - step`` (the official schedule: the last window is the first one that reaches
-    the end of the video), and the first window always runs: with ``T <= step`` the official condition holds for
-    no window and the clip would get no tracks at all; its one window sees the ``T`` frames padded with the last
-    one, as every window that runs past the end of a video does. For ``T > step`` the first window runs under
-    both rules, so longer clips get the official windows unchanged. Every driver of
-    :class:`SlidingWindowTracker` (the model, the predictors, the evaluation) uses this one rule.
-    """
-    return start == 0 or start < T - step
-
-
-@dataclass(frozen=True)
-class Window:
-    """One sliding window of a clip: frames ``[start, start + S)``, of which ``[new_from, start + S)`` have not been
-    seen by an earlier window (the first window's every frame; later windows' second half). Frames at or past the
-    clip's end are the last frame repeated (``_pad_frames``)."""
-
-    start: int
-    new_from: int
-    stop: int  # start + S
-
-    def real_frames(self, T: int) -> int:
-        """Frames of this window inside a ``T``-frame clip (``>= 1``)."""
-        return min(self.stop, T) - self.start
-
-
-def window_schedule(T: int, window_len: int) -> List[Window]:
-    """The sliding windows of a ``T``-frame clip with windows of ``window_len`` frames advancing by half a window:
-    starts ``0, S/2, S, ...`` for as long as :func:`window_runs` says. The one schedule of every driver of
-    :class:`SlidingWindowTracker` (the model's forward, the predictors, the evaluation, the FLOP model)."""
-    if T < 1 or window_len < 2:
-        raise ValueError(f"need T >= 1 and window_len >= 2, got T={T}, window_len={window_len}")
-    step = window_len // 2
-    out, ind = [], 0
-    while window_runs(ind, T, step):
-        out.append(Window(ind, ind if ind == 0 else ind + step, ind + window_len))
-        ind += step
-    return out
-
-
 def mask_vis_channels(track_mask: Tensor, vis_init: Tensor, counts: Optional[Tensor] = None) -> Tensor:
     """The last two token channels, laid out exactly as the official v1 code (and so its checkpoints) has them.
 
@@ -320,14 +279,6 @@ def mask_vis_channels(track_mask: Tensor, vis_init: Tensor, counts: Optional[Ten
     real = torch.arange(N, device=dev)[None, :, None, None] < c
     out = torch.where(r < c, from_mask, from_vis) * real
     return out.transpose(1, 2)
-
-
-def _pad_frames(frames: Tensor, length: int) -> Tensor:
-    """Pad ``(B, F, ...)`` to ``length`` frames by repeating the last frame (the official short-window rule)."""
-    missing = length - frames.shape[1]
-    if missing <= 0:
-        return frames
-    return torch.cat([frames, frames[:, -1:].expand(-1, missing, *frames.shape[2:])], dim=1)
 
 
 def _check_video(video: Tensor, name: str) -> None:

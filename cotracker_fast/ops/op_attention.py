@@ -1,14 +1,18 @@
-"""CUDA backend of :func:`cotracker_fast.ops.attention` (kernels in ``csrc/attention.cu``).
+"""The ``attention`` op: multi-head attention on a packed ``qkv`` projection (no causal mask, no bias).
 
-Loading is lazy and happens on first use, never at import: the prebuilt ``cotracker_fast._C`` (built by
-``setup.py`` when nvcc was found), else a JIT build with ninja into ``~/.cache/cotracker_fast`` on a machine with a
-GPU and nvcc, else unavailable with one warning. ``COTRACKER_FAST_NO_JIT=1`` loads a JIT build already in the cache but
-never compiles one (``make gpu-check`` builds once, then runs many processes that must not all start the same build).
+Backends (:mod:`cotracker_fast.ops.backend`), all with the signature of :func:`attention_reference`:
 
-Dispatch: sequences of length <= 32 without a key mask (the time blocks) go to the time-attention kernel, everything
-else (the group blocks, masked or not) to the flash-style group kernel. Forward only in CUDA; the backward is a
-documented fallback that recomputes the reference attention in fp32 under autograd (``_attention_math``), so training
-works and gives the reference gradients.
+* ``reference`` (:func:`attention_reference`): softmax(q k^T * scale) v written out;
+* ``torch`` (:func:`attention_sdpa`, the automatic choice): ``F.scaled_dot_product_attention``;
+* ``cuda`` (:func:`attention_cuda`): the kernels of ``csrc/attention.cu`` in the extension ``cotracker_fast._C``.
+  Loading is lazy and happens on first use, never at import: the prebuilt ``cotracker_fast._C`` (built by
+  ``setup.py`` when nvcc was found), else a JIT build with ninja into ``~/.cache/cotracker_fast`` on a machine with a
+  GPU and nvcc, else unavailable with one warning. ``COTRACKER_FAST_NO_JIT=1`` loads a JIT build already in the
+  cache but never compiles one (``make gpu-check`` builds once, then runs many processes that must not all start the
+  same build). Sequences of length <= 32 without a key mask (the time blocks) go to the time-attention kernel,
+  everything else (the group blocks, masked or not) to the flash-style group kernel. Forward only in CUDA; the
+  backward recomputes the reference attention in fp32 under autograd, so training works and gives the reference
+  gradients.
 """
 from __future__ import annotations
 
@@ -20,9 +24,49 @@ from pathlib import Path
 from typing import Optional
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
-from ._torch_impl import _attention_math, _check_qkv
+from .backend import BackendSpec, register_backend, resolve
+
+__all__ = ["attention", "attention_reference", "attention_sdpa", "attention_cuda", "load_extension", "has_cuda_ext"]
+
+
+def _check_qkv(qkv: Tensor, key_mask: Optional[Tensor]) -> None:
+    if qkv.dim() != 5 or qkv.shape[2] != 3:
+        raise ValueError(f"qkv must be (batch, L, 3, heads, head_dim), got shape {tuple(qkv.shape)}")
+    if key_mask is not None:
+        if key_mask.dtype != torch.bool or key_mask.shape != (qkv.shape[0], qkv.shape[1]):
+            raise ValueError(
+                f"key_mask must be a bool tensor of shape (batch, L) = {(qkv.shape[0], qkv.shape[1])}, "
+                f"got {key_mask.dtype} {tuple(key_mask.shape)}"
+            )
+
+
+def attention_reference(qkv: Tensor, key_mask: Optional[Tensor] = None, scale: Optional[float] = None) -> Tensor:
+    """Multi-head attention written out: softmax(q k^T * scale) v. See :func:`attention`."""
+    _check_qkv(qkv, key_mask)
+    Bt, L, _, H, D = qkv.shape
+    q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)  # (Bt, H, L, D)
+    scale = D**-0.5 if scale is None else scale
+    scores = torch.matmul(q, k.transpose(-2, -1)) * scale
+    if key_mask is not None:
+        scores = scores.masked_fill(~key_mask[:, None, None, :], float("-inf"))
+    out = torch.matmul(scores.softmax(dim=-1), v)
+    return out.transpose(1, 2).reshape(Bt, L, H * D)
+
+
+def attention_sdpa(qkv: Tensor, key_mask: Optional[Tensor] = None, scale: Optional[float] = None) -> Tensor:
+    """Multi-head attention through ``F.scaled_dot_product_attention``. See :func:`attention`."""
+    _check_qkv(qkv, key_mask)
+    Bt, L, _, H, D = qkv.shape
+    q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)
+    mask = None if key_mask is None else key_mask[:, None, None, :]
+    out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=scale)
+    return out.transpose(1, 2).reshape(Bt, L, H * D)
+
+
+# ------------------------------------------------------------------------------------------------ CUDA backend
 
 _DTYPE_CODES = {torch.float32: 0, torch.float16: 1, torch.bfloat16: 2}
 HEAD_DIMS = (32, 48, 64)
@@ -158,7 +202,7 @@ def _backward(ctx, grad):
     qkv, key_mask = ctx.saved_tensors
     with torch.enable_grad():
         q32 = qkv.detach().float().requires_grad_(True)
-        out = _attention_math(q32, key_mask, ctx.scale)
+        out = attention_reference(q32, key_mask, ctx.scale)
         (g,) = torch.autograd.grad(out, q32, grad.float())
     return g.to(qkv.dtype), None, None
 
@@ -176,3 +220,40 @@ def attention_cuda(qkv: Tensor, key_mask: Optional[Tensor] = None, scale: Option
     _validate(qkv, key_mask)
     scale = qkv.shape[-1] ** -0.5 if scale is None else float(scale)
     return _attention_op(qkv, key_mask, scale)
+
+
+def _cuda_check(device: torch.device, dtype: torch.dtype):
+    return check(device, dtype)
+
+
+register_backend("attention", "reference", attention_reference)
+register_backend("attention", "torch", attention_sdpa, auto_priority=100)
+# Explicit only for now: the kernels compile and validate their inputs, but have not yet run on a GPU; they join the
+# automatic choice once measured (benchmarks/test_bench_attention_cuda.py).
+register_backend("attention", "cuda", attention_cuda, check=_cuda_check)
+
+
+def attention(
+    qkv: Tensor,
+    key_mask: Optional[Tensor] = None,
+    scale: Optional[float] = None,
+    *,
+    backend: BackendSpec = None,
+    check_mask: bool = True,
+) -> Tensor:
+    """Multi-head attention on a packed projection, no causal mask, no bias.
+
+    Args:
+        qkv: ``(batch, L, 3, heads, head_dim)``: the output of the ``qkv`` Linear viewed as q, k, v per head.
+        key_mask: optional bool ``(batch, L)``; False keys are ignored. Every batch row needs a valid key:
+            ``check_mask`` verifies it (one device sync); callers that guarantee it pass False.
+        scale: softmax scale, default ``head_dim ** -0.5``.
+        backend: see :mod:`cotracker_fast.ops.backend`.
+
+    Returns:
+        ``(batch, L, heads * head_dim)`` in the dtype of ``qkv``, ready for the output projection.
+    """
+    if check_mask and key_mask is not None and not bool(key_mask.any(dim=1).all()):
+        raise ValueError("key_mask leaves a batch row with no valid key (its softmax would be undefined)")
+    _, fn = resolve("attention", backend, qkv.device, qkv.dtype)
+    return fn(qkv, key_mask, scale)
