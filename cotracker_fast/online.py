@@ -19,10 +19,8 @@ from typing import Optional, Tuple
 import torch
 from torch import Tensor
 
-from . import ops
 from .models.cotracker import SlidingWindowTracker, window_schedule
 from .predictor_base import (
-    OFFICIAL_DEFAULT_CHECKPOINT,
     VISIBILITY_THRESHOLD,
     PredictorBase,
     _check_user_queries,
@@ -58,22 +56,9 @@ class CoTrackerOnlinePredictor(PredictorBase):
     ``backend``, ``dtype``, ``iters``, ``compile``, ``compile_bucket``).
     """
 
-    def __init__(
-        self,
-        checkpoint: Optional[str] = OFFICIAL_DEFAULT_CHECKPOINT,
-        *,
-        model_name: Optional[str] = None,
-        device=None,
-        backend: ops.BackendSpec = None,
-        dtype: Optional[torch.dtype] = None,
-        iters: int = 6,
-        compile: bool = False,
-        compile_bucket: int = 64,
-    ):
-        super().__init__(checkpoint, model_name=model_name, device=device, backend=backend, dtype=dtype, iters=iters,
-                         compile=compile, compile_bucket=compile_bucket)
-        self._state: Optional[SlidingWindowTracker] = None
-        self._received = 0
+    # state of the video being tracked; start() sets it (the constructor is PredictorBase's)
+    _state: Optional[SlidingWindowTracker] = None
+    _received: int = 0
 
     @property
     def window_len(self) -> int:

@@ -11,7 +11,6 @@ from typing import Optional, Tuple
 import torch
 from torch import Tensor
 
-from . import ops
 from .models.cotracker import SlidingWindowTracker, _check_video, _pad_frames, window_schedule
 from .predictor_base import (  # noqa: F401  (re-exported: the predictor's public helpers live there)
     OFFICIAL_DEFAULT_CHECKPOINT,
@@ -88,25 +87,20 @@ class CoTrackerPredictor(PredictorBase):
         self,
         checkpoint: Optional[str] = OFFICIAL_DEFAULT_CHECKPOINT,
         *,
-        model_name: Optional[str] = None,
-        device=None,
-        backend: ops.BackendSpec = None,
-        dtype: Optional[torch.dtype] = None,
-        iters: int = 6,
         dense_batch_size: int = 1,
         dense_mode: str = "official",
         dense_chunk: int = DEFAULT_DENSE_CHUNK,
-        compile: bool = False,
-        compile_bucket: int = 64,
+        **common,
     ):
+        """``common``: the arguments every predictor takes (:class:`PredictorBase`: ``model_name``, ``device``,
+        ``backend``, ``dtype``, ``iters``, ``compile``, ``compile_bucket``)."""
         if dense_batch_size < 1:
             raise ValueError(f"dense_batch_size must be >= 1, got {dense_batch_size}")
         if dense_mode not in DENSE_MODES:
             raise ValueError(f"dense_mode must be one of {DENSE_MODES}, got {dense_mode!r}")
         if isinstance(dense_chunk, bool) or not isinstance(dense_chunk, int) or dense_chunk < 1:
             raise ValueError(f"dense_chunk must be an int >= 1 (points per model call), got {dense_chunk!r}")
-        super().__init__(checkpoint, model_name=model_name, device=device, backend=backend, dtype=dtype, iters=iters,
-                         compile=compile, compile_bucket=compile_bucket)
+        super().__init__(checkpoint, **common)
         self.dense_batch_size = dense_batch_size
         self.dense_mode = dense_mode
         self.dense_chunk = dense_chunk

@@ -17,6 +17,7 @@ from typing import Any, Deque, Optional, Sequence, Tuple
 import numpy as np
 
 from .io import PathLike, VideoWriter
+from .io.video_write import AbortOnError
 
 __all__ = [
     "track_colors",
@@ -365,7 +366,7 @@ def draw_banner(
 # ----------------------------------------------------------------------------------------------------------
 
 
-class OverlayWriter:
+class OverlayWriter(AbortOnError):
     """Draw tracks over frames and stream them to a video file (``.mp4`` or ``.gif``) via
     :class:`~cotracker_fast.io.VideoWriter` (so the output is written atomically and odd sizes are padded
     to even for mp4).
@@ -500,11 +501,3 @@ class OverlayWriter:
         """Discard the video; the destination is left untouched."""
         self._writer.abort()
 
-    def __enter__(self) -> "OverlayWriter":
-        return self
-
-    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
-        if exc_type is not None:
-            self.abort()
-        else:
-            self.close()

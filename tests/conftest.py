@@ -40,3 +40,16 @@ def make_predictor(random_state_dict):
         return p
 
     return make
+
+
+@pytest.fixture
+def one_torch_thread():
+    """Run a test with one torch thread. Tests that check values, not speed: on the shared 2-core test machine every
+    multi-threaded torch op waits for the busy second core (measured: ~12 ms per op under load, 100x slower than one
+    thread), so they run single-threaded, as DataLoader workers do (test_data_synthetic's
+    test_thread_count_does_not_change_results covers 2 threads)."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+

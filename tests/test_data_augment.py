@@ -12,15 +12,8 @@ from cotracker_fast.data.augment import color_jitter, gaussian_blur, hsv_to_rgb,
 from cotracker_fast.demo_clip import bilinear_sample
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """These tests check values, not speed. On the shared 2-core test machine every multi-threaded torch op waits
-    for the busy second core (measured: ~12 ms per op under load, 100x slower than one thread), so the tests run
-    single-threaded, as DataLoader workers do. test_thread_count_does_not_change_results covers 2 threads."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+# values, not speed: single-threaded (see the fixture)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 OFF = Augmentations(

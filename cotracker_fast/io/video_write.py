@@ -57,7 +57,21 @@ def _check_fps(fps: Any) -> float:
     return value
 
 
-class VideoWriter:
+class AbortOnError:
+    """Context-manager behaviour of the atomic writers: leaving the ``with`` block normally calls ``close()`` (the
+    file appears complete), leaving it by an exception calls ``abort()`` (the destination is left untouched)."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        if exc_type is not None:
+            self.abort()
+        else:
+            self.close()
+
+
+class VideoWriter(AbortOnError):
     """Write ``(H, W, 3) uint8`` RGB frames one at a time to an ``.mp4`` or ``.gif`` file, atomically.
 
     * ``.mp4``: H.264 (``libx264``) in ``yuv420p`` through imageio's ffmpeg plugin, constant quality
@@ -201,14 +215,6 @@ class VideoWriter:
         os.replace(self._tmp, self.path)
         self._tmp = None
 
-    def __enter__(self) -> "VideoWriter":
-        return self
-
-    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
-        if exc_type is not None:
-            self.abort()
-        else:
-            self.close()
 
     def __del__(self) -> None:  # pragma: no cover - an unclosed writer never replaces the destination
         with contextlib.suppress(Exception):
