@@ -20,17 +20,12 @@ from typing import Optional, Union
 import torch
 
 __all__ = [
-    "BF16_TRACK_BOUND",
     "autocast_context",
     "check_dtype",
     "cpu_has_native_bf16",
     "parse_dtype_name",
     "resolve_dtype",
 ]
-
-#: How far bf16 tracks may be from the float32 tracks of the same weights (tested at small sizes in
-#: tests/test_precision.py on trained weights; the CPU speed-up is in docs/PERFORMANCE.md).
-BF16_TRACK_BOUND = dict(mean_px=0.1, p99_px=1.0, visibility_agreement=0.99)
 
 DTYPE_NAMES = {"fp32": torch.float32, "float32": torch.float32, "bf16": torch.bfloat16, "bfloat16": torch.bfloat16,
                "fp16": torch.float16, "float16": torch.float16}
