@@ -201,11 +201,17 @@ def place_at_queries(tracks: Tensor, vis: Tensor, queries: Tensor, first: int = 
         queries: ``(B, N, 3)`` rows ``(t, x, y)`` in the same pixels as ``tracks``; queries whose frame lies outside
             the frames held are left alone.
     """
+    B, F_, N = vis.shape
+    if F_ == 0 or N == 0:
+        return
     t = queries[..., 0].long() - first
-    hit = (t >= 0) & (t < tracks.shape[1])
-    b_idx, n_idx = hit.nonzero(as_tuple=True)
-    tracks[b_idx, t[b_idx, n_idx], n_idx] = queries[b_idx, n_idx, 1:].to(tracks.dtype)
-    vis[b_idx, t[b_idx, n_idx], n_idx] = True
+    hit = (t >= 0) & (t < F_)  # (B, N)
+    tc = t.clamp(0, max(F_ - 1, 0))
+    b_idx = torch.arange(B, device=t.device)[:, None].expand(B, N)
+    n_idx = torch.arange(N, device=t.device)[None].expand(B, N)
+    # every (b, n) is written once, at its query frame or (unchanged) at a clamped one: no host sync, no nonzero()
+    tracks[b_idx, tc, n_idx] = torch.where(hit[..., None], queries[..., 1:].to(tracks.dtype), tracks[b_idx, tc, n_idx])
+    vis[b_idx, tc, n_idx] = vis[b_idx, tc, n_idx] | hit
 
 
 class PredictorBase(nn.Module):
