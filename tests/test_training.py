@@ -209,11 +209,21 @@ def test_resume_continues_the_same_run(tmp_path):
     assert logged == full["losses"]
 
 
-def test_periodic_evaluation_is_logged(tmp_path):
-    train(_cfg(tmp_path, "ev", num_steps=1, eval_every=1, eval_videos=1), device="cpu")
+def test_periodic_validation_is_logged_and_keeps_the_best(tmp_path):
+    train(_cfg(tmp_path, "ev", num_steps=2, eval_every=1, eval_videos=1), device="cpu")
     rows = [json.loads(line) for line in open(tmp_path / "ev" / "metrics.jsonl")]
-    evals = [r for r in rows if "eval/average_jaccard" in r]
-    assert len(evals) == 1 and evals[0]["step"] == 1 and 0 <= evals[0]["eval/occlusion_accuracy"] <= 1
+    evals = [r for r in rows if "val/average_jaccard" in r]
+    assert [r["step"] for r in evals] == [1, 2] and all(0 <= r["val/occlusion_accuracy"] <= 1 for r in evals)
+    best = max(evals, key=lambda r: r["val/average_jaccard"])  # the first one on a tie
+    assert load_checkpoint_state(str(tmp_path / "ev" / "best.pt"))["step"] == best["step"]
+
+
+def test_validation_clips_follow_the_training_mix_not_the_held_out_set():
+    from cotracker_fast.training.trainer import validation_config
+
+    cfg = TrainConfig(num_frames=8, size_hw=(64, 96), num_points=16, synthetic_overrides={"num_objects": [0, 0]})
+    v = validation_config(cfg)
+    assert v.num_objects == (0, 0) and v.size_hw == (64, 96) and v.num_frames == 8 and v.random_query_fraction == 0
 
 
 def test_resume_refuses_a_different_run(tmp_path):

@@ -67,7 +67,8 @@ class TrainConfig:
         amp: ``"auto"`` (bf16 autocast on CUDA, none on CPU), ``"bf16"`` or ``"none"``.
         compile: ``torch.compile`` the UpdateFormer.
         save_every / keep_every / log_every / eval_every: in steps (0 disables).
-        eval_videos: held-out synthetic clips scored at each evaluation (seeds disjoint from training).
+        eval_videos: validation clips scored every ``eval_every`` steps (:func:`validate`: the training clips'
+            distribution, seeds disjoint from training); the best by average Jaccard is kept as ``best.pt``.
         max_steps_this_run: stop (after saving) once this many steps ran in this process; for time-boxed jobs.
         max_time_s: stop (after saving) once this much wall time passed in this process.
         init_weights: start the model from these weights (a ``.safetensors`` or ``.pth`` state dict of the same
@@ -335,6 +336,18 @@ def _truncate_log(path: str, step: int) -> None:
             f.writelines(keep)
 
 
+def _best_validation_aj(out_dir: str, step: int) -> float:
+    """The best validation AJ logged at or before ``step`` (``-inf`` if none), so that a resumed run's
+    ``best.pt`` is only replaced by a better checkpoint."""
+    path = os.path.join(out_dir, "metrics.jsonl")
+    if not os.path.exists(path):
+        return -math.inf
+    with open(path) as f:
+        rows = [json.loads(line) for line in f if line.strip()]
+    vals = [r["val/average_jaccard"] for r in rows if "val/average_jaccard" in r and r["step"] <= step]
+    return max(vals, default=-math.inf)
+
+
 class _Logger:
     def __init__(self, out_dir: str, enabled: bool):
         self.enabled = enabled
@@ -364,26 +377,48 @@ class _Logger:
             self.tb.close()
 
 
+#: Seed of the validation clips. Training items come from ``cfg.seed`` through another seed stream, and the
+#: held-out synthetic set of ``train/evaluate_heldout.py`` uses seed 0 of the evaluation stream: all disjoint.
+VALIDATION_SEED = 10_000_019
+
+
+def validation_config(cfg: TrainConfig):
+    """The :class:`~cotracker_fast.data.synthetic.SyntheticConfig` of the validation clips: the training clips'
+    distribution (``synthetic_overrides``, the same texture kinds and photographs; no augmentation) at
+    ``cfg.size_hw`` and ``cfg.num_frames``, with 64 tracks queried at their first visible frame. For
+    ``data="kubric"`` runs, the default evaluation look."""
+    from ..data.synthetic import SyntheticConfig
+    from ..data.synthetic_eval import EVAL_CONFIG
+
+    base = {"num_frames": cfg.num_frames, "size_hw": cfg.size_hw, "num_points": 64, "random_query_fraction": 0.0}
+    if cfg.data != "synthetic":
+        return dataclasses.replace(EVAL_CONFIG, **base)
+    photos = photo_files(cfg.photo_dir) if cfg.photo_dir else ()
+    check_training_photos(photos)
+    textures = SyntheticConfig.textures + (("photo",) if photos else ())
+    return SyntheticConfig(**{**cfg.synthetic_overrides, **base, "textures": textures, "photo_paths": photos})
+
+
 @torch.no_grad()
-def evaluate_synthetic(model: CoTracker, cfg: TrainConfig, device: torch.device, num_videos: int) -> Dict[str, float]:
-    """TAP-Vid metrics of the multi-point protocol on ``num_videos`` held-out synthetic clips (seeds disjoint
-    from training), at the training resolution."""
+def validate(model: CoTracker, cfg: TrainConfig, device: torch.device, num_videos: int) -> Dict[str, float]:
+    """TAP-Vid metrics (multi-point protocol, "query first", 6 iterations) on ``num_videos`` validation clips
+    (:func:`validation_config`, seed :data:`VALIDATION_SEED`), at the training resolution. Keys ``"val/<metric>"``.
+
+    This is the set a run's checkpoints are chosen by; the held-out sets and the demo clip never are."""
     from ..evaluation.datasets import read_synthetic
     from ..evaluation.metrics import average_metrics
     from ..evaluation.run import evaluate_sample
 
     was_training = model.training
     model.eval()
+    clips = read_synthetic(num_videos, num_frames=cfg.num_frames, size_hw=cfg.size_hw, seed=VALIDATION_SEED,
+                           config=validation_config(cfg))
     scores = [
         evaluate_sample(model, s, "synthetic", single_point=False, iters=6, resolution=cfg.size_hw, device=device)
-        for s in read_synthetic(num_videos, num_frames=cfg.num_frames, size_hw=cfg.size_hw, seed=HELD_OUT_SEED)
+        for s in clips
     ]
     model.train(was_training)
-    return {f"eval/{k}": float(v) for k, v in average_metrics(scores).items()}
-
-
-#: Seed of the held-out synthetic clips (training clips use ``cfg.seed``; the generator keeps seeds apart).
-HELD_OUT_SEED = 10_000_019
+    return {f"val/{k}": float(v) for k, v in average_metrics(scores).items()}
 
 
 # ------------------------------------------------------------------------------------------------ main loop
@@ -456,6 +491,7 @@ def train(cfg: TrainConfig, *, device: Optional[str] = None, resume: bool = True
     t_start = time.time()
     ran = 0
     losses: List[float] = []
+    best_aj = _best_validation_aj(cfg.out_dir, step) if rank == 0 else -math.inf
     pbar = None
     if rank == 0:
         from tqdm import tqdm
@@ -500,7 +536,11 @@ def train(cfg: TrainConfig, *, device: Optional[str] = None, resume: bool = True
             logger.log(step, {**logs, "grad_norm": norm_v, "lr": sched.get_last_lr()[0],
                               "time_s": time.time() - t_start})
         if cfg.eval_every and step % cfg.eval_every == 0 and rank == 0:
-            logger.log(step, evaluate_synthetic(model, cfg, dev, cfg.eval_videos))
+            val = validate(model, cfg, dev, cfg.eval_videos)
+            logger.log(step, val)
+            if val["val/average_jaccard"] > best_aj:  # the run's best checkpoint by validation AJ
+                best_aj = val["val/average_jaccard"]
+                save(os.path.join(cfg.out_dir, "best.pt"))
         stop = (cfg.max_steps_this_run is not None and ran >= cfg.max_steps_this_run) or (
             cfg.max_time_s is not None and time.time() - t_start >= cfg.max_time_s
         )
