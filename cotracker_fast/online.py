@@ -20,7 +20,10 @@ import torch
 from torch import Tensor
 
 from .models.cotracker import SlidingWindowTracker, window_schedule
+from .models.cotracker import _check_video
+from .predictor_v3 import V3_ONLINE_THRESHOLD, V3Stream
 from .predictor_base import (
+    OFFICIAL_DEFAULT_CHECKPOINT,
     VISIBILITY_THRESHOLD,
     PredictorBase,
     _check_user_queries,
@@ -56,9 +59,76 @@ class CoTrackerOnlinePredictor(PredictorBase):
     ``backend``, ``dtype``, ``iters``, ``compile``, ``compile_bucket``).
     """
 
-    # state of the video being tracked; start() sets it (the constructor is PredictorBase's)
+    # state of the video being tracked; start() sets it
     _state: Optional[SlidingWindowTracker] = None
     _received: int = 0
+    _v3: Optional[V3Stream] = None  # CoTracker3 models: start()/step()/finish()
+    _v3_call: Optional[dict] = None  # CoTracker3 models: the official call protocol (forward)
+
+    def __init__(
+        self,
+        checkpoint: Optional[str] = OFFICIAL_DEFAULT_CHECKPOINT,
+        offline: Optional[bool] = None,
+        v2: bool = False,
+        window_len: Optional[int] = None,
+        **common,
+    ):
+        """As the official ``CoTrackerOnlinePredictor``, ``offline`` is accepted and ignored: a CoTracker3 file
+        always gives the online model (windows of ``window_len`` frames, by default its time table's length)."""
+        super().__init__(checkpoint, None, v2, window_len, online=True, **common)
+
+    @torch.no_grad()
+    def forward(
+        self,
+        video_chunk: Tensor,
+        is_first_step: bool = False,
+        queries: Optional[Tensor] = None,
+        grid_size: int = 5,
+        grid_query_frame: int = 0,
+        add_support_grid: bool = False,
+    ) -> Tuple[Optional[Tensor], Optional[Tensor]]:
+        """The official CoTracker3 call protocol.
+
+        First call ``(video_chunk, is_first_step=True, queries=... or grid_size=G)``: only sets the points up
+        (``queries`` ``(B, N, 3)`` rows ``(t, x, y)`` in pixels of ``video_chunk``, else a G x G grid at
+        ``grid_query_frame``; ``add_support_grid`` adds the 6x6 grid at frame 0) and returns ``(None, None)``.
+        Then call ``k`` takes ``video_chunk = video[:, 8k : 8k + 16]`` (B, F, 3, H, W) RGB 0..255, more than 8
+        frames after the first call, and returns ``tracks`` ``(B, T_k, N, 2)`` pixels and ``visibilities``
+        ``(B, T_k, N)`` bool (``vis * conf > 0.6``) for every frame so far. The support grid is always dropped from
+        the output (the official code drops it only when ``add_support_grid`` is repeated on every call).
+        """
+        if self.family != "v3":
+            raise RuntimeError(
+                "the is_first_step call protocol is CoTracker3's; a v1 model streams with start()/step()/finish()"
+            )
+        _check_video(video_chunk, "video_chunk")
+        B, T, _, H, W = video_chunk.shape
+        if is_first_step:
+            self.model.init_video_online_processing()
+            if queries is not None:
+                q = self.to_working(_check_user_queries(queries, B, None, H, W).to(self.device), (H, W))
+            elif isinstance(grid_size, int) and grid_size > 0:
+                q = self.grid_queries(grid_size, grid_query_frame, B)
+            else:
+                raise ValueError(f"the first step needs queries or grid_size > 0, got grid_size={grid_size!r}")
+            n = q.shape[1]
+            if add_support_grid:
+                q = torch.cat([q, self.support_grid(B)], dim=1)
+            self._v3_call = {"queries": q, "num_user": n}
+            return None, None
+        if self._v3_call is None:
+            raise RuntimeError("call with is_first_step=True (and queries or grid_size) first")
+        q = self._v3_call["queries"]
+        if B != q.shape[0]:
+            raise ValueError(f"video_chunk has batch {B}, but the first step set up {q.shape[0]} samples")
+        check_video_values(video_chunk, "video_chunk")
+        chunk = self.resize_frames(video_chunk.to(self.device, torch.float32))
+        with self.autocast():
+            tracks, vis, conf, _ = self.model(chunk, q, iters=self.iters, is_online=True)
+        n = self._v3_call["num_user"]
+        tracks, vis, conf = tracks[:, :, :n].float(), vis[:, :, :n].float(), conf[:, :, :n].float()
+        visible = vis * conf > V3_ONLINE_THRESHOLD
+        return self.to_video(tracks.clone(), (H, W)).to(video_chunk.device), visible.to(video_chunk.device)
 
     @property
     def window_len(self) -> int:
@@ -114,6 +184,10 @@ class CoTrackerOnlinePredictor(PredictorBase):
         if segm_mask is not None and grid_size == 0:
             raise ValueError("segm_mask selects grid points: it needs grid_size > 0")
         B = batch_size or (queries.shape[0] if torch.is_tensor(queries) and queries.dim() == 3 else 1)
+        if self.family == "v3":
+            self._start_v3((H, W), B, queries, grid_size, grid_query_frame, segm_mask)
+            return
+        self._v3 = None
         self._begin((H, W), B)
         if grid_size > 0:
             if segm_mask is not None:
@@ -124,6 +198,26 @@ class CoTrackerOnlinePredictor(PredictorBase):
             self.add_queries(queries)
         if grid_size == 0 or segm_mask is not None:
             self._add_model_queries(support_grid_queries(self.support_grid_size, self.interp_shape, B, self.device), False)
+
+    def _start_v3(self, hw, B, queries, grid_size, grid_query_frame, segm_mask) -> None:
+        """start() for a CoTracker3 model: every query is known up front (the model samples each query's
+        neighbourhood from the first window that holds its frame)."""
+        H, W = hw
+        if grid_size > 0:
+            if segm_mask is not None:
+                check_segm_mask(segm_mask, B, H, W)
+            q = self.grid_queries(grid_size, grid_query_frame, B, segm_mask)
+        elif queries is not None:
+            q = self.to_working(_check_user_queries(queries, B, None, H, W).to(self.device), (H, W))
+        else:
+            raise ValueError("a CoTracker3 model needs its queries (or grid_size > 0) in start()")
+        n = q.shape[1]
+        if queries is not None or segm_mask is not None:
+            q = torch.cat([q, self.support_grid(B)], dim=1)
+        self._state = None
+        self._v3 = V3Stream(self, q, n, hw)
+        self._hw, self._B, self._received, self._finished = hw, B, 0, False
+        self._queries = q[:, :n]
 
     @torch.no_grad()
     def start_backward(self, num_frames: Optional[int] = None) -> None:
@@ -148,6 +242,8 @@ class CoTrackerOnlinePredictor(PredictorBase):
     def add_queries(self, queries: Tensor) -> None:
         """Add points ``(B, M, 3)`` rows ``(t, x, y)`` in pixels; every ``t`` must be a frame not received yet."""
         self._require_started()
+        if self._v3 is not None:
+            raise NotImplementedError("a CoTracker3 model takes all its queries in start()")
         if self._finished:
             raise RuntimeError("finish() was called: no queries can be added to a finished video")
         H, W = self._hw
@@ -178,6 +274,12 @@ class CoTrackerOnlinePredictor(PredictorBase):
             shape = tuple(frames.shape) if torch.is_tensor(frames) else type(frames).__name__
             raise ValueError(f"frames must be (B={self._B}, F, 3, H={H}, W={W}), got {shape}")
         frames = frames.to(self.device, torch.float32)
+        if self._v3 is not None:
+            if frames.shape[1] == 0:
+                return self._v3._emit(self._v3.emitted)
+            check_video_values(frames, "frames")
+            self._received += frames.shape[1]
+            return self._v3.step(frames)
         if frames.shape[1] == 0:
             return self._emit_until(self._emitted)
         check_video_values(frames, "frames")
@@ -201,6 +303,9 @@ class CoTrackerOnlinePredictor(PredictorBase):
         T = self._received
         if T == 0:
             raise ValueError("no frames were given: the video is empty")
+        if self._v3 is not None:
+            self._finished = True
+            return self._v3.finish()
         for win in window_schedule(T, self.model.window_len):  # the windows not run yet, now that T is known
             if win.start >= self._state.next_start:
                 self._run_next(total=T)
@@ -223,7 +328,7 @@ class CoTrackerOnlinePredictor(PredictorBase):
         self._finished = False
 
     def _require_started(self):
-        if self._state is None:
+        if self._state is None and self._v3 is None:
             raise RuntimeError("call start(video_hw=..., queries=...) first")
 
     def _add_model_queries(self, q: Tensor, user: bool) -> None:

@@ -11,6 +11,7 @@ from typing import Optional, Tuple
 import torch
 from torch import Tensor
 
+from .predictor_v3 import V3_DENSE_GRID_SIZE
 from .models.cotracker import SlidingWindowTracker, _check_video, _pad_frames, window_schedule
 from .predictor_base import (  # noqa: F401  (re-exported: the predictor's public helpers live there)
     OFFICIAL_DEFAULT_CHECKPOINT,
@@ -86,6 +87,9 @@ class CoTrackerPredictor(PredictorBase):
     def __init__(
         self,
         checkpoint: Optional[str] = OFFICIAL_DEFAULT_CHECKPOINT,
+        offline: Optional[bool] = None,
+        v2: bool = False,
+        window_len: Optional[int] = None,
         *,
         dense_batch_size: int = 1,
         dense_mode: str = "official",
@@ -100,10 +104,12 @@ class CoTrackerPredictor(PredictorBase):
             raise ValueError(f"dense_mode must be one of {DENSE_MODES}, got {dense_mode!r}")
         if isinstance(dense_chunk, bool) or not isinstance(dense_chunk, int) or dense_chunk < 1:
             raise ValueError(f"dense_chunk must be an int >= 1 (points per model call), got {dense_chunk!r}")
-        super().__init__(checkpoint, **common)
+        super().__init__(checkpoint, offline, v2, window_len, **common)
         self.dense_batch_size = dense_batch_size
         self.dense_mode = dense_mode
         self.dense_chunk = dense_chunk
+        #: dense mode spreads a grid this many points wide (official: 30 for v1, 80 for CoTracker3)
+        self.dense_grid_size = V3_DENSE_GRID_SIZE if self.family == "v3" else DENSE_GRID_SIZE
 
     @torch.no_grad()
     def forward(
@@ -188,7 +194,14 @@ class CoTrackerPredictor(PredictorBase):
         as by its own model call, but the frames are encoded once per window for all chunks
         (:meth:`_run_model_chunked`)."""
         with self.autocast():
-            if chunk is not None and queries.shape[1] > chunk:
+            if self.family == "v3":  # CoTracker3: chunks are separate model calls
+                step = chunk or queries.shape[1]
+                parts = [
+                    self.model(video, queries[:, lo : lo + step], iters=self.iters)
+                    for lo in range(0, queries.shape[1], step)
+                ]
+                tracks, vis = torch.cat([p[0] for p in parts], 2), torch.cat([p[1] for p in parts], 2)
+            elif chunk is not None and queries.shape[1] > chunk:
                 tracks, vis = self._run_model_chunked(video, queries, chunk)
             else:
                 tracks, _, vis, _ = self.model(video, queries, iters=self.iters)
@@ -227,9 +240,9 @@ class CoTrackerPredictor(PredictorBase):
         pixels of the ``H x W`` video, lattice by lattice (offset ``o`` = ``(o % step, o // step)`` pixels, for
         ``o = 0 .. step^2 - 1``), each lattice row-major with ``n = (W // step) * (H // step)`` points spaced
         ``step = W // 30`` pixels apart. Returns the rows and ``n``."""
-        step = W // DENSE_GRID_SIZE
+        step = W // self.dense_grid_size
         if step < 1:
-            raise ValueError(f"dense mode needs a video at least {DENSE_GRID_SIZE} pixels wide, got W={W}")
+            raise ValueError(f"dense mode needs a video at least {self.dense_grid_size} pixels wide, got W={W}")
         gw, gh = W // step, H // step
         if gh < 1:
             raise ValueError(f"dense mode needs a video at least {step} pixels high for W={W}, got H={H}")
@@ -260,7 +273,7 @@ class CoTrackerPredictor(PredictorBase):
                 orig_hw=(H, W),
                 chunk=self.dense_chunk,
             )
-        step = W // DENSE_GRID_SIZE
+        step = W // self.dense_grid_size
         offsets = list(range(step * step))
         lattices = all_q.reshape(len(offsets), n, 3)
         tracks, vis = [], []
@@ -301,11 +314,10 @@ class CoTrackerPredictor(PredictorBase):
         if queries is not None:
             queries = self.to_working(queries.float(), (H, W))
         else:
-            queries = grid_queries(grid_size, grid_query_frame, self.interp_shape, B, segm_mask, video.device)
+            queries = self.grid_queries(grid_size, grid_query_frame, B, segm_mask)
         n_user = queries.shape[1]
         if add_support_grid:
-            sup = support_grid_queries(self.support_grid_size, self.interp_shape, B, video.device)
-            queries = torch.cat([queries, sup], dim=1)
+            queries = torch.cat([queries, self.support_grid(B)], dim=1)
 
         tracks, vis = self._run_model(video, queries, chunk)
         if backward_tracking:
@@ -324,6 +336,10 @@ class CoTrackerPredictor(PredictorBase):
         inv_queries[:, :, 0] = T - 1 - inv_queries[:, :, 0]
         inv_tracks, inv_vis = self._run_model(video.flip(1), inv_queries, chunk)
         inv_tracks, inv_vis = inv_tracks.flip(1), inv_vis.flip(1)
+        if self.family == "v3":  # CoTracker3 predicts every frame: the frames before the query frame are filled
+            frame = torch.arange(T, device=video.device, dtype=queries.dtype)
+            before = frame[None, :, None] < queries[:, None, :, 0]
+            return torch.where(before[..., None], inv_tracks, tracks), torch.where(before, inv_vis, vis)
         missing = tracks == 0  # frames before a point's first window hold exactly (0, 0)
         tracks = torch.where(missing, inv_tracks, tracks)
         vis = torch.where(missing[..., 0], inv_vis, vis)

@@ -14,7 +14,6 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from . import ops
-from .models.checkpoint import load_checkpoint
 from .models.cotracker import CoTracker, warn_fractional_frames
 from .models.registry import SHIPPED_MODEL, SHIPPED_WEIGHTS, create_model, model_name_from_checkpoint
 from .precision import autocast_context, check_dtype, resolve_dtype
@@ -61,11 +60,15 @@ def grid_queries(
     batch: int,
     segm_mask: Optional[Tensor] = None,
     device=None,
+    points: Optional[Tensor] = None,
 ) -> Tensor:
     """``(batch, M, 3)`` queries ``(t, x, y)`` in working-resolution pixels for a ``grid_size``-square grid at
     ``query_frame``; with ``segm_mask`` ``(1 or B, 1, H, W)`` only the points where the mask (resized with nearest
-    to ``interp_shape``) is non-zero at the rounded position, as the official predictor."""
-    pts = get_points_on_a_grid(grid_size, interp_shape, device=device).expand(batch, -1, -1)
+    to ``interp_shape``) is non-zero at the rounded position, as the official predictor. ``points`` ``(1, M, 2)``
+    replaces the v1 grid (:func:`get_points_on_a_grid`), e.g. by CoTracker3's."""
+    if points is None:
+        points = get_points_on_a_grid(grid_size, interp_shape, device=device)
+    pts = points.expand(batch, -1, -1)
     if segm_mask is not None:
         mask = F.interpolate(segm_mask.float().to(pts.device), interp_shape, mode="nearest")[:, 0]
         pick = mask[:, pts[0, :, 1].round().long(), pts[0, :, 0].round().long()] != 0  # (1 or B, G*G)
@@ -124,17 +127,42 @@ def is_untrained(checkpoint: Optional[str], model_name: Optional[str]) -> bool:
     return checkpoint is None and model_name not in (None, SHIPPED_MODEL)
 
 
-def build_model(checkpoint: Optional[str], model_name: Optional[str], backend) -> Tuple[CoTracker, str]:
-    """Build the model a checkpoint implies (or ``model_name``) and load its weights.
+def build_model(
+    checkpoint: Optional[str],
+    model_name: Optional[str],
+    backend,
+    *,
+    offline: Optional[bool] = None,
+    v2: bool = False,
+    window_len: Optional[int] = None,
+    online: bool = False,
+) -> Tuple[nn.Module, str]:
+    """Build the model a checkpoint implies (or ``model_name``) and load its weights (strictly and safely).
 
-    * ``checkpoint`` a file: that file (the variant from its name, or ``model_name``).
-    * ``checkpoint=None`` with no ``model_name`` (or the shipped variant's name): the weights shipped in the package
-      (:data:`~cotracker_fast.models.registry.SHIPPED_MODEL`, trained on procedural clips; see docs/ACCURACY.md).
-    * the official default path ``cotracker/checkpoints/cotracker_stride_4_wind_8.pth`` when that file does not
+    The family comes from the file's keys: CoTracker3 files (``scaled_offline.pth``, ``scaled_online.pth``,
+    ``baseline_*.pth``) give :class:`~cotracker_fast.models.cotracker3.CoTracker3Offline` or ``...Online``
+    (``offline`` and ``window_len`` default to what the file's time table says: 60 rows offline, 16 online); v1
+    files give :class:`~cotracker_fast.models.cotracker.CoTracker` (the variant from the file name, or
+    ``model_name``). Arguments that contradict the file raise ValueError, and so does ``v2=True`` (CoTracker2 is
+    not supported). ``online=True`` (the online predictor) builds a CoTracker3 file as the online model.
+
+    * ``checkpoint=None`` with no ``model_name`` and no CoTracker3 argument (or the shipped variant's name): the
+      weights shipped in the package (:data:`~cotracker_fast.models.registry.SHIPPED_MODEL`, trained on procedural
+      clips; see docs/ACCURACY.md).
+    * the official v1 default path ``cotracker/checkpoints/cotracker_stride_4_wind_8.pth`` when that file does not
       exist (and no ``model_name``): the shipped weights, with a warning that says so.
-    * ``checkpoint=None`` with another ``model_name``: random weights, with a warning.
+    * ``checkpoint=None`` with another ``model_name`` (``cotracker3_offline`` / ``cotracker3_online`` included) or
+      with ``offline`` / ``window_len``: random weights, with a warning.
     """
-    if checkpoint == OFFICIAL_DEFAULT_CHECKPOINT and model_name is None and not os.path.isfile(checkpoint):
+    from .models.checkpoint import check_state_dict, read_state_dict
+    from .models.registry import V3_MODELS, checkpoint_family, create_v3_model, resolve_v3_arguments
+
+    if v2:
+        raise ValueError("v2=True: CoTracker2 checkpoints are not supported; use a CoTracker v1 or CoTracker3 one")
+    v3_args = offline is not None or window_len is not None
+    if checkpoint == OFFICIAL_DEFAULT_CHECKPOINT and model_name is None and not v3_args and not os.path.isfile(
+        checkpoint
+    ):
         warnings.warn(
             f"the official checkpoint {checkpoint!r} does not exist here: using the weights shipped with "
             f"cotracker_fast ({SHIPPED_MODEL}, trained on synthetic clips; see docs/ACCURACY.md). Pass checkpoint=... "
@@ -143,17 +171,63 @@ def build_model(checkpoint: Optional[str], model_name: Optional[str], backend) -
             stacklevel=3,
         )
         checkpoint = None
+    if checkpoint is None and (model_name in V3_MODELS or (model_name is None and v3_args)):
+        preset = V3_MODELS.get(model_name or "", {})
+        if online and preset.get("offline"):
+            raise ValueError(f"the online predictor runs the online model: model_name='cotracker3_online', not {model_name!r}")
+        off = False if online else preset.get("offline", True) if offline is None else bool(offline)
+        window = int(window_len or preset.get("window_len") or (60 if off else 16))
+        if preset and (off != preset["offline"] or window != preset["window_len"]):
+            raise ValueError(f"model_name={model_name!r} contradicts offline={offline!r}, window_len={window_len!r}")
+        model = create_v3_model(off, window)
+        name = "cotracker3_offline" if off else "cotracker3_online"
+        untrained_model_warning(name)
+        return _v3_backend(model.eval(), backend), name
     if checkpoint is None and model_name in (None, SHIPPED_MODEL):
         if not os.path.isfile(SHIPPED_WEIGHTS):
             raise FileNotFoundError(f"the shipped weights {SHIPPED_WEIGHTS!r} are missing (a broken installation)")
         checkpoint, model_name = SHIPPED_WEIGHTS, SHIPPED_MODEL
-    name = model_name or model_name_from_checkpoint(checkpoint)
-    model = create_model(name, backend=backend)
     if checkpoint is None:
-        untrained_model_warning(name)
+        model = create_model(model_name, backend=backend)
+        untrained_model_warning(model_name)
+        return model.eval(), model_name
+    source = repr(os.fspath(checkpoint))
+    sd = read_state_dict(checkpoint)
+    family = checkpoint_family(sd)
+    if family == "v2":
+        raise ValueError(f"{source} is a CoTracker2 checkpoint: CoTracker2 is not supported (use v1 or CoTracker3)")
+    if family == "v3":
+        if model_name is not None and model_name not in V3_MODELS:
+            raise ValueError(
+                f"{source} is a CoTracker3 checkpoint, but model_name={model_name!r} is a CoTracker v1 variant: "
+                f"drop model_name or use one of {sorted(V3_MODELS)}"
+            )
+        if online:
+            offline = False
+        elif offline is None and model_name is not None:
+            offline = bool(V3_MODELS[model_name]["offline"])
+        offline, window = resolve_v3_arguments(source, sd, offline, window_len)
+        model = create_v3_model(offline, window)
+        name = "cotracker3_offline" if offline else "cotracker3_online"
     else:
-        load_checkpoint(model, checkpoint)
+        if v3_args or (model_name is not None and model_name in V3_MODELS):
+            raise ValueError(
+                f"{source} is a CoTracker v1 checkpoint, but CoTracker3 arguments were given (offline={offline!r}, "
+                f"window_len={window_len!r}, model_name={model_name!r}): drop them, or pass a CoTracker3 checkpoint"
+            )
+        name = model_name or model_name_from_checkpoint(checkpoint)
+        model = create_model(name, backend=backend)
+    check_state_dict(model, sd, source=source)
+    model.load_state_dict(sd, strict=True)
+    if family == "v3":
+        _v3_backend(model, backend)
     return model.eval(), name
+
+
+def _v3_backend(model: nn.Module, backend) -> nn.Module:
+    """``backend="reference"`` writes CoTracker3's attention out in the official operation order."""
+    model.set_reference_attention(backend == "reference")
+    return model
 
 
 def _check_user_queries(queries: Tensor, B: int, T: Optional[int], H: int, W: int) -> Tensor:
@@ -221,6 +295,9 @@ class PredictorBase(nn.Module):
     def __init__(
         self,
         checkpoint: Optional[str] = OFFICIAL_DEFAULT_CHECKPOINT,
+        offline: Optional[bool] = None,
+        v2: bool = False,
+        window_len: Optional[int] = None,
         *,
         model_name: Optional[str] = None,
         device=None,
@@ -229,6 +306,7 @@ class PredictorBase(nn.Module):
         iters: int = 6,
         compile: bool = False,
         compile_bucket: int = 64,
+        online: bool = False,
     ):
         super().__init__()
         self.support_grid_size = SUPPORT_GRID_SIZE
@@ -236,7 +314,11 @@ class PredictorBase(nn.Module):
         if isinstance(iters, bool) or not isinstance(iters, int) or iters < 1:
             raise ValueError(f"iters must be an int >= 1 (refinement iterations per window), got {iters!r}")
         self.iters = iters
-        self.model, self.model_name = build_model(checkpoint, model_name, backend)
+        self.model, self.model_name = build_model(
+            checkpoint, model_name, backend, offline=offline, v2=v2, window_len=window_len, online=online
+        )
+        #: ``"v1"`` (CoTracker) or ``"v3"`` (CoTracker3): which official predictor's semantics apply
+        self.family = "v3" if self.model_name in ("cotracker3_offline", "cotracker3_online") else "v1"
         self.interp_shape = tuple(self.model.config.model_resolution)  # (384, 512) for the official variants
         self.compile = bool(compile)
         self.compile_bucket = check_bucket(compile_bucket)
@@ -267,7 +349,11 @@ class PredictorBase(nn.Module):
 
     def to_working(self, queries: Tensor, hw: Tuple[int, int]) -> Tensor:
         """Queries ``(..., 3)`` rows ``(t, x, y)`` in pixels of an ``hw = (H, W)`` video -> the model's working
-        resolution (a new tensor)."""
+        resolution (a new tensor). v1 scales by ``w / W``; CoTracker3 by ``(w - 1) / (W - 1)``."""
+        if self.family == "v3":
+            from .predictor_v3 import v3_to_working
+
+            return v3_to_working(queries, hw, self.interp_shape)
         q = queries.clone()
         q[..., 1] *= self.interp_shape[1] / float(hw[1])
         q[..., 2] *= self.interp_shape[0] / float(hw[0])
@@ -276,13 +362,32 @@ class PredictorBase(nn.Module):
     def to_video(self, points: Tensor, hw: Tuple[int, int], xy_at: int = 0) -> Tensor:
         """Inverse of :meth:`to_working`, in place: ``points[..., xy_at]`` and ``points[..., xy_at + 1]`` (x, y) from
         working pixels to pixels of an ``hw = (H, W)`` video. Returns ``points``."""
+        if self.family == "v3":
+            from .predictor_v3 import v3_to_video
+
+            v3_to_video(points[..., xy_at : xy_at + 2], hw, self.interp_shape)
+            return points
         points[..., xy_at] *= hw[1] / float(self.interp_shape[1])
         points[..., xy_at + 1] *= hw[0] / float(self.interp_shape[0])
         return points
 
     def resize_frames(self, frames: Tensor) -> Tensor:
-        """``(B, F, 3, H, W)`` -> ``(B, F, 3, ih, iw)`` at the working resolution (bilinear, as the official
-        predictor)."""
+        """``(B, F, 3, H, W)`` -> ``(B, F, 3, ih, iw)`` at the working resolution, bilinear as the official
+        predictor of the model's family (``align_corners=False`` for v1, ``True`` for CoTracker3)."""
         B, F_, C, H, W = frames.shape
-        out = F.interpolate(frames.reshape(B * F_, C, H, W), self.interp_shape, mode="bilinear", align_corners=False)
+        out = F.interpolate(frames.reshape(B * F_, C, H, W), self.interp_shape, mode="bilinear",
+                            align_corners=self.family == "v3")
         return out.reshape(B, F_, C, *self.interp_shape)
+
+    def grid_queries(self, grid_size: int, query_frame: float, batch: int, segm_mask: Optional[Tensor] = None):
+        """:func:`grid_queries` on the working resolution with the grid of the model's family."""
+        points = None
+        if self.family == "v3":
+            from .predictor_v3 import v3_grid_points
+
+            points = v3_grid_points(grid_size, self.interp_shape, device=self.device)
+        return grid_queries(grid_size, query_frame, self.interp_shape, batch, segm_mask, self.device, points=points)
+
+    def support_grid(self, batch: int) -> Tensor:
+        """The support grid of the official predictors: ``6 x 6`` points at frame 0, ``(batch, 36, 3)``."""
+        return self.grid_queries(self.support_grid_size, 0.0, batch)

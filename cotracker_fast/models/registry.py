@@ -7,7 +7,7 @@ variant name directly.
 from __future__ import annotations
 
 import os
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Tuple
 
 from .config import CoTrackerConfig
 
@@ -90,3 +90,55 @@ def build_cotracker(checkpoint: Optional[str] = None, *, model_name: Optional[st
     if checkpoint is not None:
         load_checkpoint(model, checkpoint)
     return model
+
+
+# ------------------------------------------------------------------------------------------------ CoTracker3
+
+#: CoTracker3 variants: the official offline model (time table of 60 rows, ``scaled_offline.pth`` /
+#: ``baseline_offline.pth``) and online model (16-frame windows, ``scaled_online.pth`` / ``baseline_online.pth``).
+V3_MODELS: Dict[str, Dict[str, object]] = {
+    "cotracker3_offline": {"offline": True, "window_len": 60},
+    "cotracker3_online": {"offline": False, "window_len": 16},
+}
+
+
+def checkpoint_family(state_dict) -> str:
+    """``"v3"`` (CoTracker3: has ``corr_mlp``), ``"v2"`` (CoTracker2: virtual tracks without ``corr_mlp``) or
+    ``"v1"``, from a state dict's keys."""
+    if "corr_mlp.fc1.weight" in state_dict:
+        return "v3"
+    if "updateformer.virual_tracks" in state_dict:
+        return "v2"
+    return "v1"
+
+
+def create_v3_model(offline: bool, window_len: int):
+    """An (untrained) CoTracker3 model: offline (one window over the clip) or online (``window_len``-frame
+    windows)."""
+    from .cotracker3 import CoTracker3Offline, CoTracker3Online
+    from .v3_layers import CoTracker3Config
+
+    cls = CoTracker3Offline if offline else CoTracker3Online
+    return cls(CoTracker3Config(window_len=int(window_len)))
+
+
+def resolve_v3_arguments(
+    source: str, state_dict, offline: Optional[bool], window_len: Optional[int]
+) -> Tuple[bool, int]:
+    """The (offline, window_len) a CoTracker3 checkpoint is built with. Unset arguments come from the file: the
+    length of its ``time_emb`` table (60: offline, 16: online). Raises ValueError when ``window_len`` contradicts
+    the table (the official strict load fails there too) or when the family cannot be told."""
+    rows = int(state_dict["time_emb"].shape[1]) if "time_emb" in state_dict else None
+    if window_len is not None and rows is not None and int(window_len) != rows:
+        raise ValueError(
+            f"{source} is a CoTracker3 checkpoint with a {rows}-frame time table, but window_len={window_len} was "
+            f"given: use window_len={rows} (60 for the offline files, 16 for the online files)"
+        )
+    window = int(window_len) if window_len is not None else rows
+    if window is None:
+        raise ValueError(f"{source} has no time_emb table: pass window_len")
+    if offline is None:
+        if window not in (60, 16):
+            raise ValueError(f"{source}: cannot tell offline from online for a {window}-frame table: pass offline=")
+        offline = window == 60
+    return bool(offline), window
