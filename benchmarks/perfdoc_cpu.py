@@ -33,7 +33,8 @@ def _run_table(run: dict) -> List[str]:
         f"{bf16}; {run.get('threads', '?')} threads, torch {run.get('torch', '?')}, commit "
         f"`{str(run.get('commit', '?'))[:10]}`{' (uncommitted changes)' if run.get('dirty') else ''}, "
         f"{run.get('created', '?')}. T = {cfg.get('T')} frames at {cfg.get('H')}x{cfg.get('W')}, "
-        f"{cfg.get('iters')} iterations, official v1 architecture.",
+        f"{cfg.get('iters')} iterations, official v1 architecture (CoTracker3 rows: its official architecture; "
+        "the ratios compare with v1's reference and fast path on the same inputs).",
         "",
         "| N | method | s | ms per frame | vs reference | vs fp32 fast path |",
         "|---|---|---|---|---|---|",

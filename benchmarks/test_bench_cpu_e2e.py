@@ -1,7 +1,7 @@
 """CPU end to end at full size: the reference maths against the fp32 fast path and bf16 (``@pytest.mark.cpu_e2e``).
 
-The CoTracker v1 predictor (official architecture, random weights: speed does not depend on them) on T = 24 frames at
-384x512 with N in 256 and 1024 queries, half at frame 0 and half on random frames of the first half, 6 iterations,
+The CoTracker v1 predictor (official architecture, random weights: speed does not depend on them), and CoTracker3's
+offline and online predictors beside it, on T = 24 frames at 384x512 with N in 256 and 1024 queries, half at frame 0 and half on random frames of the first half, 6 iterations,
 the official support grid added, the same inputs for every method. Methods:
 
 * ``reference``: ``backend="reference"`` in fp32 (the official maths: dense correlation, explicit attention);
@@ -39,6 +39,12 @@ METHODS = {
     "reference": dict(label="reference maths, fp32", backend="reference", dtype=torch.float32),
     "fast-fp32": dict(label="fast path (backend=auto), fp32", backend="auto", dtype=torch.float32),
     "fast-bf16": dict(label="fast path (backend=auto), bf16 autocast", backend="auto", dtype=torch.bfloat16),
+    # CoTracker3 on the same inputs (PyTorch path, fp32): the offline predictor (one window over the clip) and the
+    # online predictor through the official call protocol (chunks of 16 frames every 8; support grid added)
+    "v3-offline-fp32": dict(label="CoTracker3 offline, fp32", backend="auto", dtype=torch.float32,
+                            model="cotracker3_offline"),
+    "v3-online-fp32": dict(label="CoTracker3 online (streamed), fp32", backend="auto", dtype=torch.float32,
+                           model="cotracker3_online"),
 }
 RECORDS: List[Dict[str, Any]] = []
 
@@ -63,15 +69,33 @@ def _predictor(key: str):
 
         _PREDICTORS.clear()
         m = METHODS[key]
+        from cotracker_fast.online import CoTrackerOnlinePredictor
+
+        _PREDICTORS.clear()
+        m = METHODS[key]
+        cls = CoTrackerOnlinePredictor if m.get("model") == "cotracker3_online" else CoTrackerPredictor
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)  # random weights
             torch.manual_seed(0)
-            p = CoTrackerPredictor(None, model_name=MODEL_NAME, backend=m["backend"], dtype=m["dtype"], iters=ITERS)
+            p = cls(None, model_name=m.get("model", MODEL_NAME), backend=m["backend"], dtype=m["dtype"], iters=ITERS)
         video, queries = _inputs(8)
         t0 = time.perf_counter()
-        p(video, queries)
+        _track(p, video, queries)
         _PREDICTORS[key] = (p, time.perf_counter() - t0)
     return _PREDICTORS[key]
+
+
+def _track(p, video, queries):
+    """Tracks of the whole video: one predictor call, or the official online protocol for online predictors."""
+    from cotracker_fast.online import CoTrackerOnlinePredictor
+
+    if not isinstance(p, CoTrackerOnlinePredictor):
+        return p(video, queries)[0]
+    p(video_chunk=video, is_first_step=True, queries=queries, add_support_grid=True)
+    step = p.model.config.window_step
+    for i in range(0, max(video.shape[1] - step, 1), step):
+        tracks, _ = p(video_chunk=video[:, i : i + 2 * step])
+    return tracks
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -113,7 +137,7 @@ def test_cpu_end_to_end(benchmark, key, N):
 
     def call():
         with torch.no_grad():
-            out["tracks"] = p(video, queries)[0]
+            out["tracks"] = _track(p, video, queries)
 
     benchmark.group = f"cpu e2e T={T} {H}x{W} N={N}"
     load_before = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
@@ -123,7 +147,7 @@ def test_cpu_end_to_end(benchmark, key, N):
         return
     assert torch.isfinite(out["tracks"]).all()
     frames = [int(t) for t in queries[0, :, 0].tolist()] + [0] * SUPPORT_GRID
-    est = F.cotracker_flops(frames, T, H, W, iters=ITERS, dense_corr=m["backend"] == "reference")
+    est = None if "model" in m else F.cotracker_flops(frames, T, H, W, iters=ITERS, dense_corr=m["backend"] == "reference")
     RECORDS.append(dict(method=key, label=m["label"], N=N, T=T, H=H, W=W, time_s=stats.median,
                         time_ms_per_frame=stats.median / T * 1e3, warmup_s=warmup_s, flops_estimate=est,
                         threads=torch.get_num_threads(),

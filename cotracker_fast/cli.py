@@ -28,7 +28,6 @@ from tqdm.auto import tqdm
 from . import ops
 from .io import TRACK_EXTENSIONS, VideoReader, VideoWriter, load_mask, load_queries, save_tracks
 from .models.checkpoint import CheckpointError
-from .models.cotracker import window_schedule
 from .models.registry import list_models, model_name_from_checkpoint
 from .online import CoTrackerOnlinePredictor
 from .precision import parse_dtype_name, resolve_dtype
@@ -73,22 +72,49 @@ def _to_tensor(chunk: np.ndarray) -> torch.Tensor:
 
 
 def _stream(online: CoTrackerOnlinePredictor, chunks: Iterable[np.ndarray], total_frames: Optional[int], desc: str):
-    """Feed chunks, collect the emitted frames; the bar advances once per window."""
-    total = None if total_frames is None else len(window_schedule(total_frames, online.model.window_len))
+    """Feed chunks, collect the emitted frames; the bar counts the frames read."""
     tracks, vis = [], []
-    with tqdm(total=total, desc=desc, unit="window", disable=None) as bar:
-        done = 0
+    with tqdm(total=total_frames, desc=desc, unit="frame", disable=None) as bar:
         for chunk in chunks:
             t, v, _ = online.step(_to_tensor(chunk))
             tracks.append(t[0])
             vis.append(v[0])
-            bar.update(online.windows_run - done)
-            done = online.windows_run
+            bar.update(chunk.shape[0])
         t, v, _ = online.finish()
         tracks.append(t[0])
         vis.append(v[0])
-        bar.update(online.windows_run - done)
     return torch.cat(tracks).numpy(), torch.cat(vis).numpy()
+
+
+#: ``--model`` choices: the model family and variant (default: the checkpoint's, or the shipped v1 weights).
+CLI_MODELS = ("cotracker_v1", "cotracker3_offline", "cotracker3_online")
+
+
+def resolve_cli_model(model: Optional[str], checkpoint: Optional[str]) -> Optional[str]:
+    """The predictor ``model_name`` for ``--model``: ``None`` for v1 (the file name or ``--model-name`` says the
+    variant), ``"cotracker3_offline"`` / ``"cotracker3_online"`` for CoTracker3. Without ``--model`` a CoTracker3
+    checkpoint gives the variant its time table says (60 rows: offline, 16: online). Raises ValueError when the
+    checkpoint is of the other family."""
+    from .models.checkpoint import read_state_dict
+    from .models.registry import checkpoint_family, resolve_v3_arguments
+
+    if model is not None and model not in CLI_MODELS:
+        raise ValueError(f"--model must be one of {CLI_MODELS}, got {model!r}")
+    if checkpoint is None:
+        return None if model in (None, "cotracker_v1") else model
+    sd = read_state_dict(checkpoint)
+    family = checkpoint_family(sd)
+    if family == "v2":
+        raise ValueError(f"--checkpoint {checkpoint!r} is a CoTracker2 checkpoint: not supported")
+    if model is None:
+        if family == "v1":
+            return None
+        offline, _ = resolve_v3_arguments(repr(checkpoint), sd, None, None)
+        return "cotracker3_offline" if offline else "cotracker3_online"
+    if (family == "v3") != model.startswith("cotracker3"):
+        kind = "CoTracker3" if family == "v3" else "CoTracker v1"
+        raise ValueError(f"--checkpoint {checkpoint!r} is a {kind} checkpoint, but --model is {model}")
+    return None if model == "cotracker_v1" else model
 
 
 def track_video(
@@ -105,8 +131,13 @@ def track_video(
     backend: Optional[str] = None,
     dtype: Optional[torch.dtype] = None,
     max_frames: Optional[int] = None,
+    model: Optional[str] = None,
 ) -> TrackResult:
     """Track points through a video file, streaming it from disk.
+
+    ``model`` (one of :data:`CLI_MODELS`, default: the checkpoint's family and variant, or the shipped v1 weights)
+    picks the model: v1 and ``cotracker3_online`` stream the video (memory flat in its length);
+    ``cotracker3_offline`` attends over the whole clip at once, so it reads every frame into memory first.
 
     Args:
         video_path: a video file, GIF, image folder (see :class:`~cotracker_fast.io.VideoReader`).
@@ -118,6 +149,12 @@ def track_video(
     """
     if queries is None and grid_size <= 0:
         raise ValueError("give queries or grid_size > 0")
+    v3_name = resolve_cli_model(model, checkpoint)
+    if v3_name is not None:
+        model_name = v3_name
+    if v3_name == "cotracker3_offline":
+        return _track_offline(video_path, checkpoint, queries, grid_size, grid_query_frame, segm_mask, backward,
+                              device, backend, dtype, max_frames)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # the untrained warning is reported by the caller
         online = CoTrackerOnlinePredictor(
@@ -151,10 +188,41 @@ def track_video(
         finally:
             spool.close()
         b_tracks, b_vis = b_tracks[::-1], b_vis[::-1]
-        missing = tracks == 0  # never predicted forward (frames before a point's first window)
+        if online.family == "v3":  # every frame is predicted: the frames before each query frame come backward
+            missing = np.arange(T)[:, None, None] < tracked_queries[:, 0].cpu().numpy()[None, :, None]
+        else:
+            missing = tracks == 0  # never predicted forward (frames before a point's first window)
         tracks = np.where(missing, b_tracks, tracks)
         vis = np.where(missing[..., 0], b_vis, vis)
     return TrackResult(tracks, vis, tracked_queries.cpu().numpy(), fps, untrained=is_untrained(checkpoint, model_name))
+
+
+def _track_offline(video_path, checkpoint, queries, grid_size, grid_query_frame, segm_mask, backward, device,
+                   backend, dtype, max_frames) -> TrackResult:
+    """CoTracker3 offline: the whole clip in memory, one model call (two with ``backward``)."""
+    from .predictor import CoTrackerPredictor
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # the untrained warning is reported by the caller
+        pred = CoTrackerPredictor(checkpoint, model_name="cotracker3_offline", device=device, backend=backend,
+                                  dtype=dtype)
+    with VideoReader(video_path, max_frames=max_frames) as reader:
+        fps = reader.fps
+        frames = np.stack(list(tqdm(reader, total=reader.num_frames, desc="reading", unit="frame", disable=None)))
+    T, H, W = frames.shape[:3]
+    video = _to_tensor(frames)
+    q = None if queries is None else torch.as_tensor(np.asarray(queries, np.float32))[None]
+    if q is not None and bool((q[..., 0] >= T).any()):
+        raise InputError(f"a query frame is >= the number of frames ({T}) of {video_path!r}")
+    mask = None if segm_mask is None else torch.as_tensor(np.asarray(segm_mask, bool))[None, None]
+    if q is not None:
+        tracks, vis = pred(video, q, backward_tracking=backward)
+    else:
+        tracks, vis = pred(video, grid_size=grid_size, grid_query_frame=grid_query_frame, segm_mask=mask,
+                           backward_tracking=backward)
+        q = pred.to_video(pred.grid_queries(grid_size, grid_query_frame, 1, mask), (H, W), xy_at=1)
+    untrained = checkpoint is None
+    return TrackResult(tracks[0].numpy(), vis[0].numpy(), q[0].cpu().numpy(), fps, untrained=untrained)
 
 
 class _Spool:
@@ -217,7 +285,10 @@ def build_parser() -> argparse.ArgumentParser:
     t = sub.add_parser("track", help="track points through a video file")
     t.add_argument("video", help="video file (mp4, avi, mov, webm, gif, ...) or a folder of images")
     t.add_argument("--checkpoint", help="official cotracker_stride_*_wind_*.pth or our .safetensors")
-    t.add_argument("--model-name", choices=list_models(), help="variant, when the file name does not say")
+    t.add_argument("--model", choices=CLI_MODELS, default=None,
+                   help="model family: cotracker_v1, cotracker3_online (both stream the video from disk) or "
+                        "cotracker3_offline (whole clip in memory); default: the checkpoint's")
+    t.add_argument("--model-name", choices=list_models(), help="v1 variant, when the file name does not say")
     t.add_argument("--grid-size", type=int, default=0, help="track a G x G grid (default 10 without --queries)")
     t.add_argument("--grid-query-frame", type=int, default=0)
     t.add_argument("--queries", help="queries file (.csv/.txt/.npy/.json) with rows t,x,y in pixels")
@@ -241,6 +312,8 @@ def build_parser() -> argparse.ArgumentParser:
                                                          "synthetic"])
     e.add_argument("--root", default=None, help="dataset location (not needed for synthetic)")
     e.add_argument("--checkpoint", help="official cotracker_stride_*_wind_*.pth or our .safetensors")
+    e.add_argument("--model", choices=CLI_MODELS, default=None,
+                   help="model family (default: the checkpoint's); CoTracker3 is scored with its protocol")
     e.add_argument("--model-name", choices=list_models())
     e.add_argument("--protocol", choices=["single", "multi"], default="single",
                    help="single: the paper's single-target-point protocol (batched); multi: all queries at once")
@@ -280,12 +353,21 @@ def _check_at_least(value: Optional[int], option: str, minimum: int) -> None:
         raise UsageError(f"{option} must be >= {minimum}, got {value}")
 
 
-def _check_weights(checkpoint: Optional[str], model_name: Optional[str]) -> None:
-    """The checkpoint exists and its file name names a variant (or ``--model-name`` does)."""
+def _check_weights(checkpoint: Optional[str], model_name: Optional[str], model: Optional[str] = None) -> None:
+    """The checkpoint exists, is of ``--model``'s family, and (v1) its file name names a variant (or
+    ``--model-name`` does)."""
+    if model is not None and model.startswith("cotracker3") and model_name is not None:
+        raise UsageError("--model-name names a v1 variant; it cannot be combined with --model " + model)
     if checkpoint is None:
         return
     if not os.path.isfile(checkpoint):
         raise UsageError(f"--checkpoint {checkpoint!r}: file not found")
+    try:
+        family = resolve_cli_model(model, checkpoint)
+    except ValueError as err:
+        raise UsageError(str(err)) from None
+    if family is not None:
+        return
     if model_name is None:
         try:
             model_name_from_checkpoint(checkpoint)
@@ -334,7 +416,7 @@ def _prepare_track(args) -> dict:
     _check_output(args.out, "--out", TRACK_EXTENSIONS)
     if args.viz:
         _check_output(args.viz, "--viz", VideoWriter.SUPPORTED)
-    _check_weights(args.checkpoint, args.model_name)
+    _check_weights(args.checkpoint, args.model_name, args.model)
     device = _resolve_device(args.device)
     _check_backend(args.backend, device)
     dtype = parse_dtype_name(args.dtype, device)
@@ -373,12 +455,19 @@ def _prepare_track(args) -> dict:
         backend=args.backend,
         dtype=dtype,
         max_frames=args.max_frames,
+        model=args.model,
     )
+
+
+def _untrained(args) -> bool:
+    if args.checkpoint is None and args.model is not None and args.model.startswith("cotracker3"):
+        return True
+    return is_untrained(args.checkpoint, args.model_name)
 
 
 def _track(args) -> int:
     kwargs = _prepare_track(args)
-    if is_untrained(args.checkpoint, args.model_name):
+    if _untrained(args):
         print(UNTRAINED_MESSAGE, file=sys.stderr)
     result = track_video(args.video, **kwargs)
     save_tracks(args.out, result.tracks, result.visibility, queries=result.queries, fps=result.fps)
@@ -401,12 +490,13 @@ def _evaluate(args) -> int:
         raise UsageError(f"--resolution must be two positive sizes H W, got {args.resolution}")
     if args.root is not None and not os.path.exists(args.root):
         raise UsageError(f"--root {args.root!r}: not found")
-    _check_weights(args.checkpoint, args.model_name)
+    _check_weights(args.checkpoint, args.model_name, args.model)
     device = _resolve_device(args.device)
-    if is_untrained(args.checkpoint, args.model_name):
+    if _untrained(args):
         print(UNTRAINED_MESSAGE, file=sys.stderr)
+    model_name = resolve_cli_model(args.model, args.checkpoint) or args.model_name
     result = evaluate(
-        args.dataset, root=args.root, checkpoint=args.checkpoint, model_name=args.model_name,
+        args.dataset, root=args.root, checkpoint=args.checkpoint, model_name=model_name,
         single_point=args.protocol == "single", iters=args.iters, batch_size=args.batch_size,
         resolution=tuple(args.resolution) if args.resolution else None, device=device, max_videos=args.max_videos, max_frames=args.max_frames,
         out_dir=args.out_dir,

@@ -36,6 +36,18 @@ from .predictor_base import (
 )
 
 
+class _Step(int):
+    """An ``int`` (frames between windows) that can also be called: ``step(frames)`` feeds frames."""
+
+    def __new__(cls, value: int, feed):
+        obj = super().__new__(cls, value)
+        obj._feed = feed
+        return obj
+
+    def __call__(self, frames: Tensor) -> Tuple[Tensor, Tensor, int]:
+        return self._feed(frames)
+
+
 class CoTrackerOnlinePredictor(PredictorBase):
     """Online tracking with a CoTracker v1 model.
 
@@ -231,6 +243,12 @@ class CoTrackerOnlinePredictor(PredictorBase):
         if num_frames is not None and num_frames != self._received:
             raise ValueError(f"num_frames={num_frames}, but the forward pass had {self._received} frames")
         num_frames = self._received
+        if self._v3 is not None:
+            rq = self._v3.queries.clone()
+            rq[..., 0] = num_frames - 1 - rq[..., 0]
+            self._v3 = V3Stream(self, rq, self._v3.num_user, self._hw)
+            self._received, self._finished = 0, False
+            return
         history = self._added
         self._begin(self._hw, self._B)
         for q, user in history:
@@ -256,9 +274,17 @@ class CoTrackerOnlinePredictor(PredictorBase):
             )
         self._add_model_queries(self.to_working(queries, (H, W)), user=True)
 
+    @property
+    def step(self) -> "_Step":
+        """Two things at once, so that both APIs read naturally: the official attribute, frames between windows
+        (an ``int``: ``range(0, T - online.step, online.step)`` as in the official README), and our call
+        ``online.step(frames)`` (:meth:`feed`)."""
+        return _Step(self.model.config.window_step, self.feed)
+
     @torch.no_grad()
-    def step(self, frames: Tensor) -> Tuple[Tensor, Tensor, int]:
-        """Feed ``frames`` ``(B, F, 3, H, W)`` (RGB 0..255, float or uint8) and get the frames that became final.
+    def feed(self, frames: Tensor) -> Tuple[Tensor, Tensor, int]:
+        """Feed ``frames`` ``(B, F, 3, H, W)`` (RGB 0..255, float or uint8) and get the frames that became final
+        (also reachable as ``online.step(frames)``).
 
         Returns:
             ``(tracks (B, F_out, N, 2) pixels, visibilities (B, F_out, N) bool, first_frame_index)``, N being the

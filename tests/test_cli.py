@@ -143,8 +143,8 @@ def test_cli_bad_output_extension_before_tracking(tmp_path, clip, capsys, no_tra
 )
 def test_cli_options_checked_before_tracking(tmp_path, clip, capsys, no_tracking, args, match):
     video_path, ckpt = clip
-    other = tmp_path / "weights.pth"
-    other.write_bytes(b"")
+    other = tmp_path / "weights.pth"  # a v1 state dict whose file name names no variant
+    torch.save(synthetic_state_dict(0), str(other))
     (tmp_path / "late.csv").write_text("20,10,12\n")
     (tmp_path / "q.csv").write_text("0,10,12\n")
     fill = dict(tmp=str(tmp_path), ckpt_other=str(other), late=str(tmp_path / "late.csv"), q=str(tmp_path / "q.csv"))
@@ -178,3 +178,69 @@ def test_python_dash_m_runs_the_cli(tmp_path):
     help_ = subprocess.run([sys.executable, "-m", "cotracker_fast", "--help"], capture_output=True, text=True,
                            timeout=300)
     assert help_.returncode == 0 and help_.stdout.startswith("usage: cotracker-fast")
+
+
+@pytest.fixture
+def v3_checkpoints(tmp_path):
+    from helpers_v3 import synthetic_v3_state_dict
+
+    online, offline = tmp_path / "scaled_online.pth", tmp_path / "scaled_offline.pth"
+    torch.save(synthetic_v3_state_dict(3, 16, tame=True), str(online))
+    torch.save(synthetic_v3_state_dict(4, 60, tame=True), str(offline))
+    return str(online), str(offline)
+
+
+@pytest.fixture
+def small_v3_resolution(monkeypatch, small_resolution):
+    """CoTracker3 runs at 64x96 too (the offline path uses CoTrackerPredictor)."""
+    orig = CoTrackerPredictor.__init__
+
+    def init(self, *a, **k):
+        orig(self, *a, **k)
+        self.interp_shape = (64, 96)
+
+    monkeypatch.setattr(CoTrackerPredictor, "__init__", init)
+
+
+def test_cli_cotracker3_online_streams_like_the_official_protocol(tmp_path, clip, v3_checkpoints, small_v3_resolution):
+    video_path, _ = clip
+    online_ckpt, _ = v3_checkpoints
+    qfile = tmp_path / "q.csv"
+    qfile.write_text("t,x,y\n0,10,12\n9,40.5,30\n4,50,8\n")
+    out = tmp_path / "tracks.npz"
+    rc = cli.main(["track", video_path, "--checkpoint", online_ckpt, "--queries", str(qfile), "--device", "cpu",
+                   "--out", str(out)])
+    assert rc == 0
+    res = load_tracks(str(out))
+    frames = torch.from_numpy(read_video(video_path)).permute(0, 3, 1, 2)[None].float()
+    pred = CoTrackerOnlinePredictor(online_ckpt)
+    q = torch.tensor([[[0.0, 10, 12], [9.0, 40.5, 30], [4.0, 50, 8]]])
+    pred(video_chunk=frames, is_first_step=True, queries=q, add_support_grid=True)
+    tracks, vis = pred(video_chunk=frames)  # 13 frames: one window
+    np.testing.assert_allclose(res["tracks"], tracks[0].numpy(), rtol=0, atol=1e-4)
+    np.testing.assert_array_equal(res["visibility"], vis[0].numpy())
+
+
+def test_cli_cotracker3_offline_equals_the_predictor(tmp_path, clip, v3_checkpoints, small_v3_resolution):
+    video_path, _ = clip
+    _, offline_ckpt = v3_checkpoints
+    out = tmp_path / "tracks.npz"
+    rc = cli.main(["track", video_path, "--checkpoint", offline_ckpt, "--model", "cotracker3_offline",
+                   "--grid-size", "3", "--grid-query-frame", "5", "--backward", "--device", "cpu", "--out", str(out)])
+    assert rc == 0
+    res = load_tracks(str(out))
+    frames = torch.from_numpy(read_video(video_path)).permute(0, 3, 1, 2)[None].float()
+    tracks, vis = CoTrackerPredictor(offline_ckpt)(frames, grid_size=3, grid_query_frame=5, backward_tracking=True)
+    np.testing.assert_array_equal(res["tracks"], tracks[0].numpy())
+    np.testing.assert_array_equal(res["visibility"], vis[0].numpy())
+    assert res["queries"].shape == (9, 3) and np.all(res["queries"][:, 0] == 5)
+
+
+def test_cli_model_family_must_match_the_checkpoint(tmp_path, clip, v3_checkpoints, capsys, no_tracking):
+    video_path, v1_ckpt = clip
+    rc = cli.main(["track", video_path, "--checkpoint", v1_ckpt, "--model", "cotracker3_offline"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and len(err) == 1 and "CoTracker v1 checkpoint, but --model is cotracker3_offline" in err[0]
+    rc = cli.main(["track", video_path, "--checkpoint", v3_checkpoints[0], "--model", "cotracker_v1"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and len(err) == 1 and "CoTracker3 checkpoint, but --model is cotracker_v1" in err[0]

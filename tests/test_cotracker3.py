@@ -263,3 +263,35 @@ def test_start_step_finish_equals_the_official_call_protocol(v3_files, T, chunk)
     tracks, vis = torch.cat([o[0] for o in outs], 1), torch.cat([o[1] for o in outs], 1)
     assert firsts == sorted(firsts) and tracks.shape == ref_tracks.shape == (1, T, 3, 2)
     assert torch.equal(tracks, ref_tracks) and torch.equal(vis, ref_vis)
+
+
+def test_v3_evaluation_streams_online_models_like_the_online_predictor(v3_files):
+    """The v3 evaluator scores online checkpoints through the official online protocol (ground-truth queries, no
+    grid, vis * conf > 0.6) and offline ones with the 5x5 grid."""
+    from cotracker_fast.evaluation.datasets import read_synthetic
+    from cotracker_fast.evaluation.protocols_v3 import v3_protocol_tracks
+    from cotracker_fast.evaluation.run import evaluate_sample
+
+    from cotracker_fast.evaluation.datasets import EvalSample
+
+    s = next(read_synthetic(1, num_frames=12, size_hw=(40, 56)))
+    sample = EvalSample(s.name, s.video, s.tracks[:, :4], s.visible[:, :4], s.query_frames[:4], s.extra)  # 4 points
+    video = torch.from_numpy(sample.video).permute(0, 3, 1, 2).float()[None]
+    qf = torch.as_tensor(sample.query_frames)
+    xy = torch.as_tensor(sample.tracks)[qf, torch.arange(qf.shape[0])]
+    queries = torch.cat([qf.float()[:, None], xy], -1)[None]
+    pred = CoTrackerOnlinePredictor(v3_files["online"])
+    pred.interp_shape, pred.iters = (32, 48), 2
+    pred(video_chunk=video, is_first_step=True, queries=queries)
+    ref_tracks, ref_vis = pred(video_chunk=video)
+    tracks, score = v3_protocol_tracks(pred.model, video, queries, iters=2, resolution=(32, 48))
+    assert torch.equal(tracks, ref_tracks[0]) and torch.equal(score > 0.6, ref_vis[0])
+    for model in (pred.model, CoTrackerPredictor(v3_files["offline"]).model):
+        for single in (False, True):
+            m = evaluate_sample(model, sample, "synthetic", single_point=single, iters=1, resolution=(32, 48))
+            assert 0 <= m["average_jaccard"] <= 1 and 0 <= m["occlusion_accuracy"] <= 1
+
+
+def test_online_step_is_the_official_attribute_and_our_call(v3_files):
+    pred = CoTrackerOnlinePredictor(v3_files["online"])
+    assert pred.step == 8 and list(range(0, 20 - pred.step, pred.step)) == [0, 8]

@@ -206,6 +206,9 @@ def test_official_argument_quirks_warn(predictor):
 
 
 def test_constructor_checks(tmp_path):
+    from helpers import synthetic_state_dict
+
+    torch.save(synthetic_state_dict(0), str(tmp_path / "weights.pth"))  # a v1 file whose name says no variant
     with pytest.raises(ValueError, match="cannot infer the model variant"):
         CoTrackerPredictor(str(tmp_path / "weights.pth"))
     with pytest.raises(FileNotFoundError, match="cotracker_stride_4_wind_8.pth"):

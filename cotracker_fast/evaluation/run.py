@@ -20,6 +20,7 @@ from tqdm.auto import tqdm
 
 from ..distributed import init_distributed
 from ..io import atomic_output
+from ..models.cotracker3 import CoTracker3Base
 from ..predictor import build_model
 from .datasets import EvalSample, open_dataset
 from .metrics import average_metrics, badja_pck, compute_tapvid_metrics, fastcapture_accuracy, tapvid_points_from_tracks
@@ -49,10 +50,22 @@ def evaluate_sample(
     """Track the sample's queries with a protocol and score them with the dataset's metrics.
 
     The video is resized to ``resolution`` (bilinear, as the official evaluator), queries scaled by
-    ``resolution / (H, W)``, tracks scaled back. Predicted visibility: probability > 0.9.
+    ``resolution / (H, W)``, tracks scaled back. Predicted visibility: probability > 0.9. CoTracker3 models follow
+    their own protocol (:mod:`.protocols_v3`: ``vis * conf > 0.6``; ``batch_size`` unused).
     """
     video = torch.from_numpy(np.ascontiguousarray(sample.video)).to(device).permute(0, 3, 1, 2).float()
     T, _, H, W = video.shape
+    if isinstance(model, CoTracker3Base):  # the v3 protocol: its geometry, grids and visibility rule
+        from .protocols_v3 import V3_EVAL_THRESHOLD, v3_protocol_tracks
+
+        qf = torch.as_tensor(sample.query_frames, dtype=torch.long)
+        xy = torch.as_tensor(sample.tracks, dtype=torch.float32)[qf, torch.arange(qf.shape[0])]
+        queries = torch.cat([qf.float()[:, None], xy], -1)[None].to(device)
+        tracks, score = v3_protocol_tracks(
+            model, video[None], queries, single_point=single_point, backward=query_mode_of(dataset) == "strided",
+            iters=iters, resolution=tuple(resolution),
+        )
+        return score_sample(sample, dataset, tracks.cpu().numpy(), (score > V3_EVAL_THRESHOLD).cpu().numpy())
     rh, rw = resolution
     resized = F.interpolate(video, (rh, rw), mode="bilinear", align_corners=False)[None]
     qf = torch.as_tensor(sample.query_frames, dtype=torch.long)
