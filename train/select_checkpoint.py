@@ -1,0 +1,89 @@
+"""Choose among candidate weights by their score on validation clips of a training config's distribution.
+
+    python train/select_checkpoint.py --config train/configs/ship_small_c_mix.json --num-videos 20 \\
+        runs/ship_small_a_camera.safetensors cotracker_fast/assets/cotracker_fast_small.safetensors \\
+        runs/ship_small_c_mix/best.pt --out benchmarks/results/select-ship_small.json
+
+The validation clips are those of :func:`cotracker_fast.training.trainer.validate` (the config's own synthetic mix,
+no augmentation, a seed that neither training nor the held-out sets use), so the choice never looks at the demo
+clip or at a held-out set. Candidates are ``.safetensors`` / ``.pth`` state dicts or training checkpoints
+(``.pt`` holding ``"model"``) of the config's model variant. Prints one line per candidate and the winner (highest
+average Jaccard); ``--out`` saves all scores.
+"""
+import argparse
+import json
+import os
+import sys
+import time
+
+import torch
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # benchmarks._common
+
+from benchmarks._common import write_results  # noqa: E402
+
+from cotracker_fast.models.checkpoint import read_state_dict
+from cotracker_fast.models.cotracker import CoTracker
+from cotracker_fast.training.trainer import VALIDATION_SEED, TrainConfig, load_checkpoint_state, validate
+
+KEYS = ("average_jaccard", "average_pts_within_thresh", "occlusion_accuracy")
+
+
+def load_weights(path: str) -> dict:
+    """A state dict from a training checkpoint (``.pt``) or a weights file, as float32."""
+    sd = load_checkpoint_state(path)["model"] if path.endswith(".pt") else read_state_dict(path)
+    return {k: v.float() if v.is_floating_point() else v for k, v in sd.items()}
+
+
+def _static_scores(cfg: TrainConfig, num_videos: int) -> dict:
+    """The "points stay at their query, always visible" baseline on the same validation clips."""
+    import numpy as np
+
+    from cotracker_fast.evaluation.datasets import read_synthetic
+    from cotracker_fast.evaluation.metrics import average_metrics
+    from cotracker_fast.evaluation.run import score_sample
+    from cotracker_fast.training.trainer import validation_config
+
+    scores = []
+    for s in read_synthetic(num_videos, num_frames=cfg.num_frames, size_hw=cfg.size_hw, seed=VALIDATION_SEED,
+                            config=validation_config(cfg)):
+        n = s.tracks.shape[1]
+        start = s.tracks[s.query_frames, np.arange(n)]  # (N, 2) at the query frames
+        pred = np.broadcast_to(start[None], s.tracks.shape).copy()
+        scores.append(score_sample(s, "synthetic", pred, np.ones(s.visible.shape, bool)))
+    avg = average_metrics(scores)
+    return {k: float(avg[k]) for k in KEYS}
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("candidates", nargs="+", help="weights files or training checkpoints")
+    p.add_argument("--config", required=True, help="the training config whose validation clips decide")
+    p.add_argument("--num-videos", type=int, default=20)
+    p.add_argument("--out", default=None)
+    args = p.parse_args(argv)
+    if args.num_videos < 1:
+        raise SystemExit("--num-videos must be >= 1")
+    cfg = TrainConfig.from_json(args.config)
+    rows = []
+    for path in args.candidates:
+        model = CoTracker(cfg.model_config())
+        model.load_state_dict(load_weights(path))  # strict: a candidate of another variant fails here
+        t0 = time.time()
+        scores = validate(model.eval(), cfg, torch.device("cpu"), args.num_videos)
+        rows.append({"candidate": path, **{k: scores[f"val/{k}"] for k in KEYS}, "time_s": time.time() - t0})
+        print(json.dumps(rows[-1]), flush=True)
+    static = _static_scores(cfg, args.num_videos)
+    print(json.dumps({"candidate": "static (context, not a candidate)", **static}), flush=True)
+    best = max(rows, key=lambda r: r["average_jaccard"])
+    print(f"best by validation average Jaccard: {best['candidate']} ({100 * best['average_jaccard']:.1f})")
+    if args.out:
+        write_results(args.out, {"config": args.config, "num_videos": args.num_videos,
+                                 "validation_seed": VALIDATION_SEED, "candidates": rows, "static": static,
+                                 "best": best["candidate"],
+                                 "date": time.strftime("%Y-%m-%d %H:%M:%S"), "torch": torch.__version__})
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
