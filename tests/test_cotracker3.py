@@ -295,3 +295,16 @@ def test_v3_evaluation_streams_online_models_like_the_online_predictor(v3_files)
 def test_online_step_is_the_official_attribute_and_our_call(v3_files):
     pred = CoTrackerOnlinePredictor(v3_files["online"])
     assert pred.step == 8 and list(range(0, 20 - pred.step, pred.step)) == [0, 8]
+
+
+@pytest.mark.parametrize("cls", [CoTracker3Offline, CoTracker3Online])
+def test_gradients_reach_every_parameter(cls):
+    """Training CoTracker3 is not implemented yet, but nothing in the models stops gradients (the coordinates are
+    detached between iterations, as in the official model)."""
+    m = _small_model(cls).train()
+    v, q = _clip(9, 5)
+    tracks, vis, conf, train = m(v, q, iters=2, is_train=True)
+    (tracks.sum() + vis.sum() + conf.sum()).backward()
+    missing = [n for n, p in m.named_parameters() if p.grad is None or not bool(p.grad.abs().sum() > 0)]
+    assert not missing, missing
+    assert train is not None and len(train["coords"]) >= 1
