@@ -2,7 +2,8 @@
 
     python -m benchmarks.v3_memory --frames 24 48 96 --points 256 [--save]
 
-Each (model, T) runs in a fresh process: random weights (memory does not depend on them), T frames at 384x512,
+The offline model runs with the default encoder chunk (16 frames) and with the official 200 frames. Each (model,
+chunk, T) runs in a fresh process: random weights (memory does not depend on them), T frames at 384x512,
 N queries at frame 0 plus the 6x6 support grid, one iteration (the working set of one iteration is what later ones
 reuse), through the predictors' model calls: the offline model in one window over the clip, the online model
 streamed in 16-frame chunks every 8 frames. Reported: the process's peak resident memory (``ru_maxrss``) minus its
@@ -35,7 +36,7 @@ def _rss_mib() -> float:
     return pages * os.sysconf("SC_PAGE_SIZE") / 2**20
 
 
-def _child(model_name: str, T: int, N: int) -> dict:
+def _child(model_name: str, T: int, N: int, chunk: int) -> dict:
     from cotracker_fast.models.registry import V3_MODELS, create_v3_model
 
     torch.manual_seed(0)
@@ -49,13 +50,14 @@ def _child(model_name: str, T: int, N: int) -> dict:
     t0 = time.perf_counter()
     with torch.no_grad():
         if preset["offline"]:
-            model(video, queries, iters=1)
+            model(video, queries, iters=1, fmaps_chunk_size=chunk or None)
         else:
             model.init_video_online_processing()
             for i in range(0, max(T - 8, 1), 8):
                 model(video[:, i : i + 16], queries, iters=1, is_online=True)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB -> MiB on Linux
-    return dict(model=model_name, T=T, N=N, peak_mib=peak - base, time_s=time.perf_counter() - t0)
+    return dict(model=model_name, T=T, N=N, encoder_chunk=chunk or "default", peak_mib=peak - base,
+                time_s=time.perf_counter() - t0)
 
 
 def main(argv=None) -> int:
@@ -63,18 +65,20 @@ def main(argv=None) -> int:
     ap.add_argument("--frames", type=int, nargs="+", default=[24, 48, 96])
     ap.add_argument("--points", type=int, default=256)
     ap.add_argument("--save", action="store_true")
-    ap.add_argument("--child", nargs=3, metavar=("MODEL", "T", "N"), help=argparse.SUPPRESS)
+    ap.add_argument("--child", nargs=4, metavar=("MODEL", "T", "N", "CHUNK"), help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.child:
-        print(json.dumps(_child(args.child[0], int(args.child[1]), int(args.child[2]))))
+        print(json.dumps(_child(args.child[0], int(args.child[1]), int(args.child[2]), int(args.child[3]))))
         return 0
     rows = []
-    for name in ("cotracker3_offline", "cotracker3_online"):
+    # the offline model with our encoder chunk and with the official 200 frames; the online model streams
+    for name, chunk in (("cotracker3_offline", 0), ("cotracker3_offline", 200), ("cotracker3_online", 0)):
         for T in args.frames:
             out = subprocess.run([sys.executable, "-m", "benchmarks.v3_memory", "--child", name, str(T),
-                                  str(args.points)], capture_output=True, text=True, check=True)
+                                  str(args.points), str(chunk)], capture_output=True, text=True, check=True)
             row = json.loads(out.stdout.strip().splitlines()[-1])
-            print(f"{name:20s} T={T:4d} N={args.points}: peak {row['peak_mib']:.0f} MiB, {row['time_s']:.1f} s")
+            print(f"{name:20s} chunk {row['encoder_chunk']!s:7s} T={T:4d} N={args.points}: peak "
+                  f"{row['peak_mib']:.0f} MiB, {row['time_s']:.1f} s")
             rows.append(row)
     if args.save:
         cpu = cpu_name()

@@ -225,8 +225,11 @@ def build_model(
 
 
 def _v3_backend(model: nn.Module, backend) -> nn.Module:
-    """``backend="reference"`` writes CoTracker3's attention out in the official operation order."""
+    """``backend="reference"`` writes CoTracker3's attention out in the official operation order; a backend named
+    for the ``corr4d`` op (by name, or in a per-op dict) runs the 4D correlation there."""
     model.set_reference_attention(backend == "reference")
+    if isinstance(backend, dict) or backend in ops.available_backends("corr4d"):
+        model.corr4d_backend = backend
     return model
 
 

@@ -31,8 +31,10 @@ from .encoder import BasicEncoder
 from .v3_corr import CorrMlp, correlation_features, feature_pyramid, l2_normalise_channels, sample_query_patches
 from .v3_layers import CoTracker3Config, UpdateFormer3
 
-#: Frames the feature CNN processes at once (bounds its activation memory on long videos).
-ENCODER_CHUNK = 200
+#: Frames the feature CNN processes at once by default: the encoder's activations grow with the chunk, so this bounds
+#: its memory on long clips (``benchmarks/v3_memory.py`` measures it). The official code uses 200 frames; other
+#: chunkings change only the convolutions' float rounding (at most 8e-6 px on the golden cases).
+ENCODER_CHUNK = 16
 
 
 def time_table(length: int, dim: int) -> Tensor:
@@ -79,15 +81,21 @@ class CoTracker3Base(nn.Module):
         self.updateformer.set_reference_attention(reference)
         return self
 
-    def encode(self, video: Tensor) -> List[Tensor]:
+    #: backend of the ``corr4d`` op (:func:`cotracker_fast.ops.corr4d`); None: automatic (the reference)
+    corr4d_backend = None
+
+    def encode(self, video: Tensor, chunk: Optional[int] = None) -> List[Tensor]:
         """``(B, T, 3, H, W)`` RGB 0..255 -> the feature pyramid, ``corr_levels`` maps ``(B, T, C, H_l, W_l)``
-        (level 0 at ``1 / stride`` of the input), normalised per pixel. The CNN runs :data:`ENCODER_CHUNK` frames
-        at a time."""
+        (level 0 at ``1 / stride`` of the input), normalised per pixel. The CNN runs ``chunk`` (default
+        :data:`ENCODER_CHUNK`) frames at a time."""
         B, T, _, H, W = video.shape
+        chunk = int(chunk or ENCODER_CHUNK)
+        if chunk < 1:
+            raise ValueError(f"fmaps_chunk_size must be >= 1, got {chunk}")
         x = 2 * (video / 255.0) - 1.0
         feats = []
-        for lo in range(0, T, ENCODER_CHUNK):
-            part = x[:, lo : lo + ENCODER_CHUNK]
+        for lo in range(0, T, chunk):
+            part = x[:, lo : lo + chunk]
             f = self.fnet(part.reshape(-1, 3, H, W))
             feats.append(f.reshape(B, part.shape[1], *f.shape[1:]))
         fmaps = torch.cat(feats, dim=1) if len(feats) > 1 else feats[0]
@@ -146,7 +154,8 @@ class CoTracker3Base(nn.Module):
         history = []
         for _ in range(iters):
             coords = coords.detach()
-            corr = correlation_features(pyramid, coords, query_patches, self.corr_mlp, self.config.corr_radius)
+            corr = correlation_features(pyramid, coords, query_patches, self.corr_mlp, self.config.corr_radius,
+                                        self.corr4d_backend)
             tokens = torch.cat([vis[..., None], conf[..., None], corr, self.motion_encoding(coords)], dim=-1)
             tokens = tokens.permute(0, 2, 1, 3) + t_emb.to(tokens.dtype)  # (B, N, S, D)
             delta = self.updateformer(tokens).permute(0, 2, 1, 3).float()  # (B, S, N, 4)
@@ -174,7 +183,7 @@ class CoTracker3Offline(CoTracker3Base):
         iters: int = 4,
         is_train: bool = False,
         add_space_attn: bool = True,
-        fmaps_chunk_size: int = ENCODER_CHUNK,
+        fmaps_chunk_size: Optional[int] = None,
     ) -> Tuple[Tensor, Tensor, Tensor, Optional[Dict[str, Any]]]:
         """Track ``queries`` through ``video``.
 
@@ -183,16 +192,15 @@ class CoTracker3Offline(CoTracker3Base):
             queries: ``(B, N, 3)`` rows ``(t, x, y)``: frame (truncated to an integer) and position in pixels.
             iters: refinement iterations.
             is_train: also return every iteration's outputs.
-            add_space_attn / fmaps_chunk_size: the official signature's; only ``add_space_attn=True`` is supported,
-                and the CNN always runs :data:`ENCODER_CHUNK` frames at a time (the result does not depend on the
-                chunk).
+            add_space_attn: only ``True`` (the official default) is supported.
+            fmaps_chunk_size: frames per encoder call (default :data:`ENCODER_CHUNK`; the official default is 200).
         Returns:
             ``coords`` ``(B, T, N, 2)`` pixels, ``vis`` and ``conf`` ``(B, T, N)`` probabilities, and ``None`` or
             (``is_train``) ``{"coords", "vis", "conf"}``: lists over iterations (pixels, probabilities).
         """
         _check_inputs(video, queries, add_space_attn)
         B, T = video.shape[:2]
-        pyramid = self.encode(video)
+        pyramid = self.encode(video, fmaps_chunk_size)
         frames, q = self._split_queries(queries)
         patches = self.query_patches(pyramid, frames, q)
         N = q.shape[1]
@@ -271,7 +279,7 @@ class CoTracker3Online(CoTracker3Base):
         iters: int = 4,
         is_train: bool = False,
         add_space_attn: bool = True,
-        fmaps_chunk_size: int = ENCODER_CHUNK,
+        fmaps_chunk_size: Optional[int] = None,
         is_online: bool = False,
     ) -> Tuple[Tensor, Tensor, Tensor, Optional[Dict[str, Any]]]:
         """Track ``queries`` through ``video`` (whole video) or through one streamed chunk (``is_online``).
@@ -297,7 +305,7 @@ class CoTracker3Online(CoTracker3Base):
         S, step = self.window_len, self.config.window_step
         pad = (S - T % S) % S
         padded = torch.cat([video, video[:, -1:].expand(B, pad, *video.shape[2:])], dim=1) if pad else video
-        pyramid = self.encode(padded)
+        pyramid = self.encode(padded, fmaps_chunk_size)
         frames, q = self._split_queries(queries)
         patches = self.query_patches(pyramid, frames, q)
         N = q.shape[1]

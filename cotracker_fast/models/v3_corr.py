@@ -123,7 +123,7 @@ class CorrMlp(nn.Module):
 
 
 def correlation_features(
-    pyramid: List[Tensor], coords: Tensor, query_patches: List[Tensor], mlp: CorrMlp, radius: int
+    pyramid: List[Tensor], coords: Tensor, query_patches: List[Tensor], mlp: CorrMlp, radius: int, backend=None
 ) -> Tensor:
     """The correlation part of every token: for each level, the 4D correlation of the image neighbourhood around
     each track's current position with its query neighbourhood, through the shared MLP.
@@ -131,12 +131,15 @@ def correlation_features(
     Args:
         pyramid: levels ``(B, T, C, H_l, W_l)``; coords: ``(B, T, N, 2)`` level-0 cells;
         query_patches: per level ``(B, N, K*K, C)`` (:func:`sample_query_patches`).
+        backend: of the ``corr4d`` op (:func:`cotracker_fast.ops.corr4d`; default automatic: the reference).
     Returns:
         ``(B, T, N, levels * out_dim)``, levels in order.
     """
     B, T, N = coords.shape[:3]
     out = []
+    from .. import ops
+
     for lvl, (level, qp) in enumerate(zip(pyramid, query_patches)):
-        tp = sample_track_patches(level, coords / 2**lvl, radius)
-        out.append(mlp(correlation_volume(tp, qp)).reshape(B, T, N, -1))
+        corr = ops.corr4d(level, coords / 2**lvl, qp, radius, backend=backend)
+        out.append(mlp(corr.to(qp.dtype)).reshape(B, T, N, -1))
     return torch.cat(out, dim=-1)

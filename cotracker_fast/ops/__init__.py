@@ -18,12 +18,15 @@ from .backend import (
     resolve,
 )
 from .op_attention import attention, attention_reference, attention_sdpa
+from .op_corr4d import corr4d, corr4d_reference
 from .op_corr_sample import build_pyramid, corr_sample, corr_sample_reference, corr_sample_torch
 
 __all__ = [
     "corr_sample",
     "corr_sample_reference",
     "corr_sample_torch",
+    "corr4d",
+    "corr4d_reference",
     "attention",
     "attention_reference",
     "attention_sdpa",

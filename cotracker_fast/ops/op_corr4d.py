@@ -1,0 +1,92 @@
+"""The ``corr4d`` op: CoTracker3's 4D correlation between the image neighbourhood around each track and its query
+neighbourhood, at one pyramid level.
+
+Backends (:mod:`cotracker_fast.ops.backend`), all with the signature of :func:`corr4d_reference`:
+
+* ``reference`` (:func:`corr4d_reference`, the automatic choice): the official layout. The image-side ``K x K``
+  patches (``K = 2r + 1``) are sampled with one 5-D ``grid_sample`` (bilinear, ``align_corners=True``, border
+  padding), then multiplied with the query patches into a contiguous ``(rows, K^4)`` matrix. Bit-identical to the
+  official code; memory ``rows * K^2 * C`` for the patches.
+* ``triton``: the fused kernel of ``kernels/corr4d.py`` (installed as ``cotracker_fast.kernels``): gathers the
+  ``(K+1)^2`` cells each track's samples share and never forms the patches. Explicit only until a GPU run has
+  measured it.
+
+Tests and benchmarks import the reference from here.
+"""
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from .backend import BackendSpec, register_backend, resolve
+
+__all__ = ["corr4d", "corr4d_reference", "check_corr4d_inputs"]
+
+
+def check_corr4d_inputs(level: Tensor, xy: Tensor, query_patches: Tensor, radius: int) -> None:
+    """ValueError naming the argument unless ``level`` ``(B, T, C, H, W)``, ``xy`` ``(B, T, N, 2)`` and
+    ``query_patches`` ``(B, N, (2r+1)^2, C)`` agree."""
+    if isinstance(radius, bool) or not isinstance(radius, int) or radius < 0:
+        raise ValueError(f"radius must be a non-negative int, got {radius!r}")
+    if level.dim() != 5 or min(level.shape[-2:]) < 1:
+        raise ValueError(f"level must be (B, T, C, H, W) with H, W >= 1, got {tuple(level.shape)}")
+    B, T, C = level.shape[:3]
+    if xy.dim() != 4 or tuple(xy.shape[:2]) != (B, T) or xy.shape[-1] != 2:
+        raise ValueError(f"xy must be (B={B}, T={T}, N, 2) positions in level cells, got {tuple(xy.shape)}")
+    P = (2 * radius + 1) ** 2
+    N = xy.shape[2]
+    if tuple(query_patches.shape) != (B, N, P, C):
+        raise ValueError(f"query_patches must be (B, N, (2r+1)^2, C) = {(B, N, P, C)}, got {tuple(query_patches.shape)}")
+
+
+def corr4d_reference(level: Tensor, xy: Tensor, query_patches: Tensor, radius: int = 3) -> Tensor:
+    """The official computation. See :func:`corr4d`."""
+    from ..models.v3_corr import correlation_volume, sample_track_patches
+
+    check_corr4d_inputs(level, xy, query_patches, radius)
+    return correlation_volume(sample_track_patches(level, xy, radius), query_patches)
+
+
+def _triton_check(device: torch.device, dtype: torch.dtype):
+    from ..kernels import has_triton, triton_can_run
+
+    if not has_triton():
+        return "triton is not installed"
+    if not triton_can_run(device.type):
+        return f"triton runs on CUDA tensors (or on CPU tensors with TRITON_INTERPRET=1), not on {device.type}"
+    if dtype not in (torch.float32, torch.float16, torch.bfloat16, torch.float64):
+        return f"unsupported dtype {dtype}"
+    return None
+
+
+def _corr4d_triton(level, xy, query_patches, radius=3):
+    from ..kernels.corr4d import corr4d_triton  # imported (and compiled) on first use only
+
+    check_corr4d_inputs(level, xy, query_patches, radius)
+    return corr4d_triton(level, xy, query_patches, radius)
+
+
+register_backend("corr4d", "reference", corr4d_reference, auto_priority=100)
+register_backend("corr4d", "triton", _corr4d_triton, check=_triton_check)
+
+
+def corr4d(level: Tensor, xy: Tensor, query_patches: Tensor, radius: int = 3, *, backend: BackendSpec = None) -> Tensor:
+    """CoTracker3's 4D correlation at one pyramid level.
+
+    For every (batch b, frame t, track n): the ``K x K`` image samples around ``xy[b, t, n]`` (``K = 2r + 1``,
+    integer offsets, bilinear with ``align_corners=True``, positions outside the map take the edge value) against
+    the track's ``K x K`` query vectors: ``out[row, i * K^2 + j] = <image sample i, query vector j>``, both
+    neighbourhoods flattened x-major (index ``a * K + b`` holds offset ``(a - r, b - r)``).
+
+    Args:
+        level: ``(B, T, C, H, W)`` feature map of one pyramid level.
+        xy: ``(B, T, N, 2)`` track positions (x, y) in this level's cells.
+        query_patches: ``(B, N, K^2, C)`` each track's query neighbourhood (sampled once per clip).
+        radius: ``r``.
+        backend: see :mod:`cotracker_fast.ops.backend`.
+    Returns:
+        ``(B * T * N, K^4)`` contiguous, rows ordered (batch, frame, track); the reference keeps the input dtype,
+        the kernel returns float32 (float64 for float64 inputs).
+    """
+    _, fn = resolve("corr4d", backend, level.device, level.dtype)
+    return fn(level, xy, query_patches, radius)
