@@ -74,4 +74,59 @@ def render_cpu_block(runs: Sequence[dict]) -> str:
         lines.append("No CPU end-to-end run has been saved yet.")
     for run in runs:
         lines += _run_table(run) + [""]
+    lines += render_v3_block()
     return "\n".join(lines)
+
+
+def _load_suite(pattern: str, suite: str, results_dir: Path) -> List[dict]:
+    runs = []
+    for p in sorted(results_dir.glob(pattern)):
+        try:
+            data = json.loads(p.read_text())
+        except (OSError, ValueError):
+            continue
+        if isinstance(data, dict) and data.get("suite") == suite:
+            runs.append(data)
+    return runs
+
+
+def _machine_line(run: dict) -> str:
+    return (f"**{run.get('cpu', '?')}**, {run.get('threads', '?')} threads, torch {run.get('torch', '?')}, commit "
+            f"`{str(run.get('commit', '?'))[:10]}`{' (uncommitted changes)' if run.get('dirty') else ''}, "
+            f"{run.get('created', '?')}.")
+
+
+def render_v3_block(results_dir: Path = RESULTS_DIR) -> List[str]:
+    """CoTracker3 on the CPU: peak memory against T (``benchmarks/v3_memory.py``) and where the time goes
+    (``benchmarks/profile_v3_cpu.py``), from their saved result files."""
+    lines = ["### CoTracker3 on the CPU", ""]
+    mem = _load_suite("v3-memory-*.json", "v3-memory", results_dir)
+    prof = _load_suite("v3-profile-*.json", "v3-profile", results_dir)
+    if not mem and not prof:
+        return lines + ["No CoTracker3 CPU run has been saved yet.", ""]
+    for run in mem:
+        lines += [
+            "Peak host memory of one model call (one iteration; the video itself not counted), 384x512, "
+            f"{run['results'][0]['N']} points + the 6x6 support grid. " + _machine_line(run),
+            "",
+            "| model | encoder chunk | T | peak MiB |",
+            "|---|---|---|---|",
+        ]
+        lines += [f"| {r['model']} | {r['encoder_chunk']} | {r['T']} | {r['peak_mib']:.0f} |" for r in run["results"]]
+        lines.append("")
+    for run in prof:
+        lines += [
+            "Time by region (`torch.profiler`, one call, 6 iterations, fp32) beside the FLOP estimates of "
+            "`cotracker3_breakdown` (arithmetic, not measured). " + _machine_line(run),
+            "",
+            "| model | T | N | total s | encoder s | 4D corr s | corr MLP s | transformer s | est. TFLOP (enc / corr / "
+            "MLP / transformer) |",
+            "|---|---|---|---|---|---|---|---|---|",
+        ]
+        for r in run["results"]:
+            g, f = r["regions_s"], r["flops_estimate"]
+            est = " / ".join(f"{f[k] / 1e12:.2f}" for k in ("encoder", "corr_volume", "corr_mlp", "transformer"))
+            lines.append(f"| {r['model']} | {r['T']} | {r['N']} | {r['total_s']:.1f} | {g['encoder']:.1f} | "
+                         f"{g['corr4d']:.1f} | {g['corr_mlp']:.1f} | {g['updateformer']:.1f} | {est} |")
+        lines.append("")
+    return lines

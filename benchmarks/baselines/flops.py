@@ -16,6 +16,7 @@ from cotracker_fast.models.cotracker import window_schedule
 __all__ = [
     "encoder_flops",
     "cotracker_flops",
+    "cotracker3_breakdown",
     "pips_window_flops",
     "pips_flops",
     "raft_flops",
@@ -173,3 +174,65 @@ def raft_flops(T: int, H: int, W: int, updates: int, variant: str = "large", pad
     if variant == "small":
         per_pair *= RAFT_SMALL_RATIO
     return max(T - 1, 0) * per_pair
+
+
+def cotracker3_breakdown(
+    T: int, N: int, H: int = 384, W: int = 512, *, iters: int = 6, window: Optional[int] = None,
+    virtual: int = 64, levels: int = 4, radius: int = 3, C: int = 128, hidden: int = 384, corr_hidden: int = 384,
+    corr_out: int = 256, depth: int = 3, bytes_per_value: int = 4,
+) -> dict:
+    """FLOPs (and the 4D correlation's bytes) of CoTracker3 per component, for T frames and N tracks (support grid
+    included), ESTIMATES by arithmetic. ``window=None``: the offline model (one window over the T frames); else
+    the online model's windows of ``window`` frames every ``window // 2`` (each window's frames counted once per
+    window that holds them; the encoder once per frame).
+
+    Components, per iteration and summed over iterations:
+      * ``corr_volume``: the K^2 x K^2 dot products over C channels (K = 2r + 1), per track, frame and level;
+      * ``corr_mlp``: K^4 -> corr_hidden -> corr_out, per track, frame and level;
+      * ``transformer``: the input projection, the time blocks over N + virtual tracks, the virtual self-attention
+        blocks, and the point<->virtual cross-attention blocks (attention matmuls included), and the heads;
+      * ``encoder``: once per frame.
+    ``corr_bytes``: per iteration, the image-side values the reference samples (4 taps x K^2 x C per track, frame,
+    level, read) and writes (K^2 x C), and the K^4 correlations written and read by the MLP; the fused kernel reads
+    ((K+1)^2 C) and writes K^4.
+    """
+    K2 = (2 * radius + 1) ** 2
+    if window is None:
+        frames_run = T
+        attn_len = [T]
+    else:
+        step = window // 2
+        n_win = max(1, (T - window + step - 1) // step + 1)
+        frames_run = n_win * window
+        attn_len = [window] * n_win
+    rows = frames_run * N * levels
+    corr_volume = 2.0 * rows * K2 * K2 * C
+    corr_mlp = 2.0 * rows * (K2 * K2 * corr_hidden + corr_hidden * corr_out)
+    token_in = 2 + levels * corr_out + 84
+    mlp = 2 * 2.0 * hidden * 4 * hidden  # fc1 + fc2 per token
+    proj = 2.0 * hidden * hidden  # one hidden x hidden projection per token
+    tr = 2.0 * frames_run * N * token_in * hidden + 2 * 2.0 * frames_run * N * hidden * 2  # input + heads
+    for S in attn_len:
+        M = N + virtual
+        per_frame = (
+            depth * (M * (4 * proj + mlp) + 2 * 2.0 * M * S * hidden)  # time blocks (q, k, v, out; scores, mix)
+            + depth * (virtual * (4 * proj + mlp) + 2 * 2.0 * virtual * virtual * hidden)  # virtual self-attention
+            # virtual <- points: q and out on the virtual tokens, k and v on the points, then the virtual MLP
+            + depth * (virtual * (2 * proj + mlp) + N * 2 * proj + 2 * 2.0 * virtual * N * hidden)
+            # points <- virtual: q and out on the points, k and v on the virtual tokens, then the point MLP
+            + depth * (N * (2 * proj + mlp) + virtual * 2 * proj + 2 * 2.0 * N * virtual * hidden)
+        )
+        tr += S * per_frame
+    patches = rows * K2 * C
+    corr_bytes_reference = bytes_per_value * (4 * patches + patches + 2 * rows * K2 * K2)
+    corr_bytes_fused = bytes_per_value * (rows * (2 * radius + 2) ** 2 * C + rows * K2 * K2)
+    out = {
+        "encoder": encoder_flops(H, W) * T,
+        "corr_volume": corr_volume * iters,
+        "corr_mlp": corr_mlp * iters,
+        "transformer": tr * iters,
+        "corr_bytes_reference_per_iter": float(corr_bytes_reference),
+        "corr_bytes_fused_per_iter": float(corr_bytes_fused),
+    }
+    out["total"] = out["encoder"] + out["corr_volume"] + out["corr_mlp"] + out["transformer"]
+    return out

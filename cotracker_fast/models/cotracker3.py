@@ -96,7 +96,8 @@ class CoTracker3Base(nn.Module):
         feats = []
         for lo in range(0, T, chunk):
             part = x[:, lo : lo + chunk]
-            f = self.fnet(part.reshape(-1, 3, H, W))
+            with torch.profiler.record_function("cotracker3.encoder"):
+                f = self.fnet(part.reshape(-1, 3, H, W))
             feats.append(f.reshape(B, part.shape[1], *f.shape[1:]))
         fmaps = torch.cat(feats, dim=1) if len(feats) > 1 else feats[0]
         fmaps = l2_normalise_channels(fmaps)
@@ -158,7 +159,8 @@ class CoTracker3Base(nn.Module):
                                         self.corr4d_backend)
             tokens = torch.cat([vis[..., None], conf[..., None], corr, self.motion_encoding(coords)], dim=-1)
             tokens = tokens.permute(0, 2, 1, 3) + t_emb.to(tokens.dtype)  # (B, N, S, D)
-            delta = self.updateformer(tokens).permute(0, 2, 1, 3).float()  # (B, S, N, 4)
+            with torch.profiler.record_function("cotracker3.updateformer"):
+                delta = self.updateformer(tokens).permute(0, 2, 1, 3).float()  # (B, S, N, 4)
             coords = coords + delta[..., :2]
             vis = vis + delta[..., 2]
             conf = conf + delta[..., 3]

@@ -140,6 +140,8 @@ def correlation_features(
     from .. import ops
 
     for lvl, (level, qp) in enumerate(zip(pyramid, query_patches)):
-        corr = ops.corr4d(level, coords / 2**lvl, qp, radius, backend=backend)
-        out.append(mlp(corr.to(qp.dtype)).reshape(B, T, N, -1))
+        with torch.profiler.record_function("cotracker3.corr4d"):
+            corr = ops.corr4d(level, coords / 2**lvl, qp, radius, backend=backend)
+        with torch.profiler.record_function("cotracker3.corr_mlp"):
+            out.append(mlp(corr.to(qp.dtype)).reshape(B, T, N, -1))
     return torch.cat(out, dim=-1)

@@ -1,0 +1,77 @@
+"""Where CoTracker3's time goes on this CPU: the model's labelled regions (encoder, 4D correlation, correlation MLP,
+transformer) under ``torch.profiler``, beside the FLOP estimates of :func:`benchmarks.baselines.flops.cotracker3_breakdown`.
+
+    python -m benchmarks.profile_v3_cpu --frames 24 --points 256 [--save]
+
+Random weights (time does not depend on them), T frames at 384x512, N queries plus the 6x6 support grid, 6
+iterations, fp32, the offline model (one window) and the online model (whole-video mode, 16-frame windows).
+``--save`` writes ``benchmarks/results/v3-profile-<cpu>-<date>.json``.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime
+import re
+import sys
+import time
+
+import torch
+
+from benchmarks._common import RESULTS_DIR, cpu_name, git_commit, write_results
+from benchmarks.baselines.flops import cotracker3_breakdown
+
+H, W = 384, 512
+REGIONS = ("cotracker3.encoder", "cotracker3.corr4d", "cotracker3.corr_mlp", "cotracker3.updateformer")
+
+
+def profile(model_name: str, T: int, N: int, iters: int = 6) -> dict:
+    from cotracker_fast.models.registry import V3_MODELS, create_v3_model
+
+    torch.manual_seed(0)
+    preset = V3_MODELS[model_name]
+    model = create_v3_model(bool(preset["offline"]), int(preset["window_len"])).eval()
+    g = torch.Generator().manual_seed(0)
+    video = torch.rand(1, T, 3, H, W, generator=g) * 255
+    M = N + 36
+    queries = torch.cat([torch.zeros(M, 1), torch.rand(M, 2, generator=g) * torch.tensor([W - 1.0, H - 1.0])], 1)
+    with torch.no_grad():
+        model(video[:, :2], queries[None, :8], iters=1)  # warm-up
+        t0 = time.perf_counter()
+        with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
+            model(video, queries[None], iters=iters)
+        total = time.perf_counter() - t0
+    spent = {e.key: e.cpu_time_total / 1e6 for e in prof.key_averages() if e.key in REGIONS}
+    est = cotracker3_breakdown(T, M, H, W, iters=iters, window=None if preset["offline"] else preset["window_len"])
+    return {"model": model_name, "T": T, "N": N, "iters": iters, "total_s": total,
+            "regions_s": {k.split(".")[1]: spent.get(k, 0.0) for k in REGIONS},
+            "flops_estimate": {k: est[k] for k in ("encoder", "corr_volume", "corr_mlp", "transformer", "total")},
+            "corr_bytes_per_iter": {"reference": est["corr_bytes_reference_per_iter"],
+                                    "fused": est["corr_bytes_fused_per_iter"]}}
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--frames", type=int, default=24)
+    ap.add_argument("--points", type=int, nargs="+", default=[256])
+    ap.add_argument("--save", action="store_true")
+    args = ap.parse_args(argv)
+    rows = []
+    for name in ("cotracker3_offline", "cotracker3_online"):
+        for N in args.points:
+            r = profile(name, args.frames, N)
+            regions = ", ".join(f"{k} {v:.1f} s" for k, v in r["regions_s"].items())
+            print(f"{name} T={args.frames} N={N}: {r['total_s']:.1f} s ({regions}); "
+                  f"estimated {r['flops_estimate']['total'] / 1e12:.2f} TFLOP")
+            rows.append(r)
+    if args.save:
+        cpu = cpu_name()
+        slug = re.sub(r"[^a-z0-9]+", "-", cpu.lower()).strip("-") or "cpu"
+        data = {"suite": "v3-profile", "created": datetime.datetime.now().isoformat(timespec="seconds"), "cpu": cpu,
+                "threads": torch.get_num_threads(), "torch": torch.__version__, **git_commit(),
+                "config": dict(H=H, W=W, support_grid=36), "results": rows}
+        print(f"written to {write_results(RESULTS_DIR / f'v3-profile-{slug}-{datetime.date.today().isoformat()}.json', data)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
