@@ -173,3 +173,19 @@ def test_cli_evaluate_on_format_fixtures(tmp_path, checkpoint):
         assert result["num_videos"] == 1, name
         expected = {"badja": "pck", "fastcapture": "accuracy_3px"}.get(name, "average_jaccard")
         assert expected in result["average"], (name, result["average"])
+
+
+def test_cli_evaluate_cotracker3_uses_its_protocol(tmp_path):
+    """``--model cotracker3_online`` with a CoTracker3 file: scored through the v3 protocol (streaming, vis * conf
+    > 0.6); the model recorded in the result is the v3 one."""
+    from cotracker_fast import cli
+    from helpers_v3 import synthetic_v3_state_dict
+
+    ckpt = tmp_path / "scaled_online.pth"
+    torch.save(synthetic_v3_state_dict(1, 16, tame=True), str(ckpt))
+    args = ["--dataset", "synthetic", "--protocol", "multi", "--resolution", "32", "48", "--iters", "1",
+            "--max-videos", "1", "--max-frames", "9", "--device", "cpu", "--out-dir", str(tmp_path / "out")]
+    assert cli.main(["evaluate", *args, "--checkpoint", str(ckpt), "--model", "cotracker3_online"]) == 0
+    res = json.loads((tmp_path / "out" / "result_eval_synthetic.json").read_text())
+    assert res["model"] == "cotracker3_online" and res["num_videos"] == 1
+    assert 0 <= res["average"]["average_jaccard"] <= 1
