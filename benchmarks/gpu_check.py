@@ -12,15 +12,17 @@ stage           ends by     what
                             the later processes load but never rebuild), Triton warm-up of ``corr_sample`` forward and
                             backward, a first call of the CUDA attention; times
 ``tests``       52 %        the GPU tests (``tests/test_triton_corr.py``, ``test_cuda_attention.py``, ``test_gpu.py``,
-                            ``test_gpu_fast_path.py``), one pytest process per file or ``-k`` split
+                            ``test_gpu_fast_path.py``, ``test_triton_corr4d.py``), one pytest process per file or ``-k``
+                            split
                             (:data:`TEST_SPLITS`), all side by side so that their compile times overlap; every test's
                             result is recorded as it finishes (``benchmarks/_pytest_record.py``)
 ``end_to_end``  78 %        the predictor at T = 48, 384x512, N in 256, 1024, 4096: the reference maths (fp32), ``auto``
                             (bf16) and the fast path (Triton + CUDA kernels, bf16, compiled, CUDA graphs): ms per
                             frame, peak memory, speed-up over the reference
 ``micro``       89 %        the two roofs measured (device copy GB/s, bf16 matmul TFLOP/s); corr_sample forward and
-                            forward+backward, Triton against the torch path (N in 1024, 8192); time and group
-                            attention, CUDA against SDPA; achieved GB/s and TFLOP/s against the roofs
+                            forward+backward, Triton against the torch path (N in 1024, 8192); CoTracker3's corr4d
+                            forward, Triton against the reference; time and group attention, CUDA against SDPA;
+                            achieved GB/s and TFLOP/s against the roofs
 ``speed``       96 %        the paper's comparison (CoTracker, PIPs, RAFT) at a reduced set of N, with what time is left
 ``doc``         100 %       the gpu-check block of ``docs/PERFORMANCE.md`` regenerated from the results
 ==============  ==========  ============================================================================================
@@ -92,7 +94,7 @@ DRY_BUDGET_S = 300.0
 CHILD_STAGES = ("build", "end_to_end", "micro", "speed")
 
 TEST_FILES = ("tests/test_triton_corr.py", "tests/test_cuda_attention.py", "tests/test_gpu.py",
-              "tests/test_gpu_fast_path.py")
+              "tests/test_gpu_fast_path.py", "tests/test_triton_corr4d.py")
 #: Files run as several pytest processes side by side, one per ``-k`` expression plus one for the rest (the
 #: complement, so no test is left out): each compiled case of the fast-path test compiles the model's window step,
 #: and the forward parity test compiles a Triton kernel per radius; in parallel these compile times overlap.
@@ -104,7 +106,8 @@ TEST_SPLITS = {"tests/test_triton_corr.py": ("forward_matches_reference",),
 GPU_DESELECT = ("tests/test_cuda_attention.py::test_sources_compile_and_check_arguments",)
 #: The tests each kernel's verdict needs (node id prefixes).
 KERNEL_TESTS = {"corr_sample/triton": ("tests/test_triton_corr.py",),
-                "attention/cuda": ("tests/test_cuda_attention.py",)}
+                "attention/cuda": ("tests/test_cuda_attention.py",),
+                "corr4d/triton": ("tests/test_triton_corr4d.py",)}
 KERNEL_SOURCES = ("kernels", "csrc")
 SOURCE_SUFFIXES = {".py", ".cu", ".cuh", ".h", ".hpp", ".cpp", ".c"}
 RECORD_ENV = "COTRACKER_GPU_CHECK_RECORD"
@@ -555,6 +558,38 @@ def stage_micro(st: ChildStage) -> None:
                         diff_vs_torch if impl == "triton" else None)
                 measure(f"corr_sample/{impl}/fwd+bwd/{dtype_name}/N{N}", {**base, "mode": "forward+backward"},
                         forward_backward, corr_bytes(cfg, N, dtype, True), corr_flops(cfg, N, True))
+
+    # CoTracker3's 4D correlation at level 0 (the largest map): the fused kernel against the reference layout
+    for N in cfg["corr_Ns"]:
+        for dtype_name in cfg["dtypes"]:
+            dtype = getattr(torch, dtype_name)
+            g = torch.Generator(device="cpu").manual_seed(1)
+            level = torch.randn(1, cfg["S"], cfg["C"], cfg["H"], cfg["W"], generator=g).to(st.device, dtype)
+            xy = (torch.rand(1, cfg["S"], N, 2, generator=g) * torch.tensor([cfg["W"] - 1.0, cfg["H"] - 1.0]))
+            xy = xy.to(st.device)
+            query = torch.randn(1, N, (2 * r + 1) ** 2, cfg["C"], generator=g).to(st.device, dtype)
+            rows, P = cfg["S"] * N, (2 * r + 1) ** 2
+            esize = torch.finfo(dtype).bits // 8
+            flops4d = 2.0 * rows * P * P * cfg["C"]
+
+            def diff_vs_reference():
+                with torch.no_grad():
+                    a = ops.corr4d(level, xy, query, r, backend="triton").float()
+                    return (a - ref.corr4d_reference(level.float(), xy, query.float(), r)).abs().max().item()
+
+            for impl in ("triton", "reference"):
+                # bytes: the kernel reads (K+1)^2 C per row and writes K^4 fp32; the reference also writes and
+                # re-reads its K^2 C patches (4 taps each when sampling)
+                nbytes = (rows * (2 * r + 2) ** 2 * cfg["C"] * esize + rows * P * P * 4 if impl == "triton" else
+                          rows * P * cfg["C"] * esize * 6 + rows * P * P * esize)
+                base = {"op": "corr4d", "impl": impl, "N": N, "dtype": dtype_name, "mode": "forward"}
+
+                def fwd(impl=impl):
+                    with torch.no_grad():
+                        return ops.corr4d(level, xy, query, r, backend=impl)
+
+                measure(f"corr4d/{impl}/fwd/{dtype_name}/N{N}", base, fwd, nbytes, flops4d,
+                        diff_vs_reference if impl == "triton" else None)
 
     H, D = cfg["heads"], cfg["head_dim"]
     for N in cfg["attn_Ns"]:
@@ -1075,7 +1110,8 @@ class GpuCheck:
                  if r.get("status") == "measured"]
         out = {}
         for name, (op, impl, other) in {"corr_sample/triton": ("corr_sample", "triton", "torch"),
-                                        "attention/cuda": ("attention", "cuda", "sdpa")}.items():
+                                        "attention/cuda": ("attention", "cuda", "sdpa"),
+                                        "corr4d/triton": ("corr4d", "triton", "reference")}.items():
             mine = [t for n, t in tests.items() if n.startswith(KERNEL_TESTS[name])]
             c = _count(mine)
             tests_ok = bool(mine) and c["passed"] > 0 and not (c["failed"] or c["unfinished"] or c["not_run"])

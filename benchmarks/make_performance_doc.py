@@ -655,7 +655,8 @@ def _gc_micro(run: dict) -> List[str]:
     lines += ["", "| op | impl | mode | dtype | shape | ms | GB/s | % of copy roof | TFLOP/s | % of bf16 roof "
               "| max abs diff |", "|---|---|---|---|---|---:|---:|---:|---:|---:|---:|"]
     for r in (r for r in res if r.get("status") == "measured"):
-        shape = f"N={r['N']:,}" if r["op"] == "corr_sample" else f"{r['kind']}: batch {r['batch']:,}, L {r['L']:,}"
+        shape = (f"N={r['N']:,}" if r["op"] in ("corr_sample", "corr4d")
+                 else f"{r['kind']}: batch {r['batch']:,}, L {r['L']:,}")
         diff = "-" if r.get("max_abs_diff") is None else f"{r['max_abs_diff']:.2g}"
         lines.append(f"| {r['op']} | {r['impl']} | {r['mode']} | {r['dtype']} | {shape} | {_num(r['ms'])} "
                      f"| {_num(r['gbps'])} | {_pct(r.get('fraction_of_bandwidth_roof'))} | {_num(r['tflops'])} "

@@ -122,7 +122,7 @@ def test_journal_keeps_failures_the_test_in_flight_and_those_never_started(tmp_p
 
 
 def test_resume_plans_only_what_did_not_pass():
-    f_corr, f_attn, f_gpu, f_fast = gc.TEST_FILES
+    f_corr, f_attn, f_gpu, f_fast, f_corr4d = gc.TEST_FILES
     prev = {f"{f_corr}::t1": {"outcome": "passed"}, f"{f_corr}::t2": {"outcome": "skipped"},
             f"{f_attn}::t1": {"outcome": "passed"}, f"{f_attn}::t2[x]": {"outcome": "failed"},
             f"{f_gpu}::t1": {"outcome": "unfinished"}}
@@ -130,6 +130,7 @@ def test_resume_plans_only_what_did_not_pass():
     assert f_corr not in plans  # all passed or skipped there
     assert plans[f_attn][:1] == [f"{f_attn}::t2[x]"] and "--deselect" in plans[f_attn]
     assert plans[f_gpu] == [f"{f_gpu}::t1"]
+    assert plans[f_corr4d][:1] == [f_corr4d]  # never run before: the whole file
     assert [args[:1] for name, args in gc.plan_tests(prev, dry=False) if name.startswith(f_fast)] == [[f_fast]] * 4
     fresh = gc.plan_tests({}, dry=False)  # split files: one process per -k expression and one for the rest
     assert [name for name, _ in fresh if name.startswith(f_gpu)] == [f_gpu]

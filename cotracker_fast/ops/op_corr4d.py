@@ -44,6 +44,9 @@ def corr4d_reference(level: Tensor, xy: Tensor, query_patches: Tensor, radius: i
     from ..models.v3_corr import correlation_volume, sample_track_patches
 
     check_corr4d_inputs(level, xy, query_patches, radius)
+    if level.dtype != xy.dtype or query_patches.dtype != xy.dtype:  # reduced-precision maps: sample in (>=) fp32
+        dt = torch.promote_types(torch.promote_types(level.dtype, xy.dtype), torch.float32)
+        level, xy, query_patches = level.to(dt), xy.to(dt), query_patches.to(dt)
     return correlation_volume(sample_track_patches(level, xy, radius), query_patches)
 
 
@@ -85,8 +88,8 @@ def corr4d(level: Tensor, xy: Tensor, query_patches: Tensor, radius: int = 3, *,
         radius: ``r``.
         backend: see :mod:`cotracker_fast.ops.backend`.
     Returns:
-        ``(B * T * N, K^4)`` contiguous, rows ordered (batch, frame, track); the reference keeps the input dtype,
-        the kernel returns float32 (float64 for float64 inputs).
+        ``(B * T * N, K^4)`` contiguous, rows ordered (batch, frame, track), float32 (float64 for float64
+        inputs): reduced-precision maps are sampled and multiplied in float32.
     """
     _, fn = resolve("corr4d", backend, level.device, level.dtype)
     return fn(level, xy, query_patches, radius)
