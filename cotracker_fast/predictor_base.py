@@ -225,9 +225,12 @@ def build_model(
 
 
 def _v3_backend(model: nn.Module, backend) -> nn.Module:
-    """``backend="reference"`` writes CoTracker3's attention out in the official operation order; a backend named
-    for the ``corr4d`` op (by name, or in a per-op dict) runs the 4D correlation there."""
-    model.set_reference_attention(backend == "reference")
+    """``backend="reference"`` writes CoTracker3's attention out in the official operation order; a backend of the
+    ``attention`` or ``corr4d`` op (by name, or in a per-op dict) runs that op there."""
+    if backend == "reference":
+        model.set_reference_attention(True)
+    elif isinstance(backend, dict) or backend in ops.available_backends("attention"):
+        model.updateformer.set_attention_backend(backend)
     if isinstance(backend, dict) or backend in ops.available_backends("corr4d"):
         model.corr4d_backend = backend
     return model

@@ -103,7 +103,11 @@ def multihead_attention(q: Tensor, k: Tensor, v: Tensor, num_heads: int, referen
 
 class Attention3(nn.Module):
     """``to_out(attention(to_q(x), to_kv(context)))``; ``to_kv``'s first ``D`` outputs are the keys, the rest the
-    values (keys ``to_q`` / ``to_kv`` / ``to_out``)."""
+    values (keys ``to_q`` / ``to_kv`` / ``to_out``).
+
+    ``backend``: ``"reference"`` writes the attention out in the official operation order; otherwise
+    self-attention (``context is x``) goes through :func:`cotracker_fast.ops.attention` with this backend spec
+    (SDPA, or the CUDA kernels where they fit), and cross-attention through SDPA."""
 
     def __init__(self, dim: int, num_heads: int):
         super().__init__()
@@ -111,11 +115,20 @@ class Attention3(nn.Module):
         self.to_q = nn.Linear(dim, dim)
         self.to_kv = nn.Linear(dim, 2 * dim)
         self.to_out = nn.Linear(dim, dim)
-        self.reference = False
+        self.backend = None
 
     def forward(self, x: Tensor, context: Tensor) -> Tensor:
+        q = self.to_q(x)
         k, v = self.to_kv(context).chunk(2, dim=-1)
-        return self.to_out(multihead_attention(self.to_q(x), k, v, self.num_heads, self.reference))
+        if self.backend == "reference" or context is not x:
+            out = multihead_attention(q, k, v, self.num_heads, self.backend == "reference")
+        else:
+            from .. import ops
+
+            B, L, D = q.shape
+            qkv = torch.stack([q, k, v], dim=2).view(B, L, 3, self.num_heads, D // self.num_heads)
+            out = ops.attention(qkv, backend=self.backend)
+        return self.to_out(out)
 
 
 class SelfAttnBlock3(nn.Module):
@@ -191,11 +204,15 @@ class UpdateFormer3(nn.Module):
         with torch.no_grad():
             self.virual_tracks.normal_()
 
-    def set_reference_attention(self, reference: bool) -> None:
-        """Write attention out in the official operation order (``True``) or use SDPA (``False``)."""
+    def set_attention_backend(self, backend) -> None:
+        """The attention backend of every block (see :class:`Attention3`)."""
         for m in self.modules():
             if isinstance(m, Attention3):
-                m.reference = bool(reference)
+                m.backend = backend
+
+    def set_reference_attention(self, reference: bool) -> None:
+        """Write attention out in the official operation order (``True``) or use the automatic backends."""
+        self.set_attention_backend("reference" if reference else None)
 
     def forward(self, tokens: Tensor) -> Tensor:
         B, N, S, _ = tokens.shape
