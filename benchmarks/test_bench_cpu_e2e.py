@@ -1,8 +1,9 @@
 """CPU end to end at full size: the reference maths against the fp32 fast path and bf16 (``@pytest.mark.cpu_e2e``).
 
 The CoTracker v1 predictor (official architecture, random weights: speed does not depend on them), and CoTracker3's
-offline and online predictors beside it, on T = 24 frames at 384x512 with N in 256 and 1024 queries, half at frame 0 and half on random frames of the first half, 6 iterations,
-the official support grid added, the same inputs for every method. Methods:
+offline and online predictors beside it, on T = 24 frames at 384x512 with N in 256 and 1024 queries, half at frame 0
+and half on random frames of the first half, 6 iterations, the official support grid added, the same inputs for
+every method. Methods:
 
 * ``reference``: ``backend="reference"`` in fp32 (the official maths: dense correlation, explicit attention);
 * ``fast-fp32``: ``backend="auto"`` in fp32 (the Python API's default);
@@ -10,8 +11,8 @@ the official support grid added, the same inputs for every method. Methods:
   float32 instead, so the case is skipped with that reason rather than timed twice.
 
 One timed round per case after one warm-up call with 8 points per method. ``make bench`` runs it on machines without
-CUDA; with ``COTRACKER_BENCH_SAVE=1`` the records go to ``benchmarks/results/cpu-e2e-<cpu>-<date>.json`` with the CPU
-model, its bf16 capability, the thread count, the versions and the commit, and ``python -m
+CUDA; with ``COTRACKER_BENCH_SAVE=1`` the records go to ``benchmarks/results/cpu-e2e-<cpu>-<date>T<time>.json`` with
+the CPU model, its bf16 capability, the thread count, the versions and the commit, and ``python -m
 benchmarks.make_performance_doc`` turns every such file into the CPU section of docs/PERFORMANCE.md.
 """
 from __future__ import annotations
@@ -119,7 +120,8 @@ def _save():
         "results": RECORDS,
     }
     slug = re.sub(r"[^a-z0-9]+", "-", cpu.lower()).strip("-") or "cpu"
-    path = write_results(RESULTS_DIR / f"cpu-e2e-{slug}-{datetime.date.today().isoformat()}.json", out)
+    stamp = datetime.datetime.now().strftime("%Y-%m-%dT%H%M")  # a second run on the same day keeps the first's file
+    path = write_results(RESULTS_DIR / f"cpu-e2e-{slug}-{stamp}.json", out)
     print(f"\ncpu-e2e results written to {path}")
 
 
@@ -147,7 +149,9 @@ def test_cpu_end_to_end(benchmark, key, N):
         return
     assert torch.isfinite(out["tracks"]).all()
     frames = [int(t) for t in queries[0, :, 0].tolist()] + [0] * SUPPORT_GRID
-    est = None if "model" in m else F.cotracker_flops(frames, T, H, W, iters=ITERS, dense_corr=m["backend"] == "reference")
+    est = None  # CoTracker3: see benchmarks/profile_v3_cpu.py
+    if "model" not in m:
+        est = F.cotracker_flops(frames, T, H, W, iters=ITERS, dense_corr=m["backend"] == "reference")
     RECORDS.append(dict(method=key, label=m["label"], N=N, T=T, H=H, W=W, time_s=stats.median,
                         time_ms_per_frame=stats.median / T * 1e3, warmup_s=warmup_s, flops_estimate=est,
                         threads=torch.get_num_threads(),
