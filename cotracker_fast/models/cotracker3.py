@@ -81,7 +81,9 @@ class CoTracker3Base(nn.Module):
         self.updateformer.set_reference_attention(reference)
         return self
 
-    #: backend of the ``corr4d`` op (:func:`cotracker_fast.ops.corr4d`); None: automatic (the reference)
+    #: backend of the ``corr4d`` op (:func:`cotracker_fast.ops.corr4d`). None: ``"torch"`` (the local form) on the
+    #: CPU, where it measured faster, else the op's automatic choice (the official layout); ``"reference"`` gives
+    #: the official layout everywhere (bit-identical outputs).
     corr4d_backend = None
 
     def encode(self, video: Tensor, chunk: Optional[int] = None) -> List[Tensor]:
@@ -152,11 +154,18 @@ class CoTracker3Base(nn.Module):
         """
         S = coords.shape[1]
         t_emb = self.time_embedding(S)[:, None]  # (1, 1, S, D), broadcast over tracks
+        corr_backend = self.corr4d_backend
+        if corr_backend is None and coords.device.type == "cpu":
+            corr_backend = "torch"  # measured faster on the CPU than the grid_sample layout (docs/PERFORMANCE.md)
+        if corr_backend in ("torch", "triton"):  # the local backends gather channels-last cells
+            from ..ops.op_corr4d import channels_last_level
+
+            pyramid = [channels_last_level(level) for level in pyramid]
         history = []
         for _ in range(iters):
             coords = coords.detach()
             corr = correlation_features(pyramid, coords, query_patches, self.corr_mlp, self.config.corr_radius,
-                                        self.corr4d_backend)
+                                        corr_backend)
             tokens = torch.cat([vis[..., None], conf[..., None], corr, self.motion_encoding(coords)], dim=-1)
             tokens = tokens.permute(0, 2, 1, 3) + t_emb.to(tokens.dtype)  # (B, N, S, D)
             with torch.profiler.record_function("cotracker3.updateformer"):
