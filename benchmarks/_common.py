@@ -155,3 +155,16 @@ def save_all(recorders: Mapping[str, Recorder], what: str) -> None:
         path = rec.save()
         if path is not None:
             print(f"\n{what} results written to {path}")
+
+
+def save_cpu_suite(suite: str, rows: List[Any], config: Mapping[str, Any]) -> Path:
+    """Write ``benchmarks/results/<suite>-<cpu>-<date>.json`` (atomically) with the CPU, thread count, torch
+    version, commit, ``config`` and ``rows``; returns the path."""
+    import re
+
+    cpu = cpu_name()
+    slug = re.sub(r"[^a-z0-9]+", "-", cpu.lower()).strip("-") or "cpu"
+    data = {"suite": suite, "created": datetime.datetime.now().isoformat(timespec="seconds"), "cpu": cpu,
+            "threads": torch.get_num_threads(), "torch": torch.__version__, **git_commit(), "config": dict(config),
+            "results": rows}
+    return write_results(RESULTS_DIR / f"{suite}-{slug}-{datetime.date.today().isoformat()}.json", data)

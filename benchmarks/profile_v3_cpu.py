@@ -10,14 +10,12 @@ iterations, fp32, the offline model (one window) and the online model (whole-vid
 from __future__ import annotations
 
 import argparse
-import datetime
-import re
 import sys
 import time
 
 import torch
 
-from benchmarks._common import RESULTS_DIR, cpu_name, git_commit, write_results
+from benchmarks._common import save_cpu_suite
 from benchmarks.baselines.flops import cotracker3_breakdown
 
 H, W = 384, 512
@@ -64,12 +62,7 @@ def main(argv=None) -> int:
                   f"estimated {r['flops_estimate']['total'] / 1e12:.2f} TFLOP")
             rows.append(r)
     if args.save:
-        cpu = cpu_name()
-        slug = re.sub(r"[^a-z0-9]+", "-", cpu.lower()).strip("-") or "cpu"
-        data = {"suite": "v3-profile", "created": datetime.datetime.now().isoformat(timespec="seconds"), "cpu": cpu,
-                "threads": torch.get_num_threads(), "torch": torch.__version__, **git_commit(),
-                "config": dict(H=H, W=W, support_grid=36), "results": rows}
-        print(f"written to {write_results(RESULTS_DIR / f'v3-profile-{slug}-{datetime.date.today().isoformat()}.json', data)}")
+        print(f"written to {save_cpu_suite('v3-profile', rows, dict(H=H, W=W, support_grid=36))}")
     return 0
 
 

@@ -14,10 +14,8 @@ commit.
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
 import os
-import re
 import resource
 import subprocess
 import sys
@@ -25,7 +23,7 @@ import time
 
 import torch
 
-from benchmarks._common import RESULTS_DIR, cpu_name, git_commit, write_results
+from benchmarks._common import save_cpu_suite
 
 H, W = 384, 512
 
@@ -81,13 +79,7 @@ def main(argv=None) -> int:
                   f"{row['peak_mib']:.0f} MiB, {row['time_s']:.1f} s")
             rows.append(row)
     if args.save:
-        cpu = cpu_name()
-        slug = re.sub(r"[^a-z0-9]+", "-", cpu.lower()).strip("-") or "cpu"
-        data = {"suite": "v3-memory", "created": datetime.datetime.now().isoformat(timespec="seconds"), "cpu": cpu,
-                "threads": torch.get_num_threads(), "torch": torch.__version__, **git_commit(),
-                "config": dict(H=H, W=W, iters=1, support_grid=36), "results": rows}
-        path = write_results(RESULTS_DIR / f"v3-memory-{slug}-{datetime.date.today().isoformat()}.json", data)
-        print(f"written to {path}")
+        print(f"written to {save_cpu_suite('v3-memory', rows, dict(H=H, W=W, iters=1, support_grid=36))}")
     return 0
 
 

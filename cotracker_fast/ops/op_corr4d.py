@@ -21,6 +21,7 @@ import torch
 from torch import Tensor
 
 from .backend import BackendSpec, register_backend, resolve
+from .op_corr_sample import _triton_check  # the same Triton availability rule for every Triton kernel
 
 __all__ = ["corr4d", "corr4d_reference", "corr4d_torch", "channels_last_level", "check_corr4d_inputs"]
 
@@ -91,18 +92,6 @@ def corr4d_torch(level: Tensor, xy: Tensor, query_patches: Tensor, radius: int =
     corr.addcmul_(dots[:, :, :, :K, 1:], (1 - fx) * fy)
     corr.addcmul_(dots[:, :, :, 1:, 1:], fx * fy)
     return corr.permute(0, 2, 1, 3, 4, 5).reshape(B * T * N, -1)
-
-
-def _triton_check(device: torch.device, dtype: torch.dtype):
-    from ..kernels import has_triton, triton_can_run
-
-    if not has_triton():
-        return "triton is not installed"
-    if not triton_can_run(device.type):
-        return f"triton runs on CUDA tensors (or on CPU tensors with TRITON_INTERPRET=1), not on {device.type}"
-    if dtype not in (torch.float32, torch.float16, torch.bfloat16, torch.float64):
-        return f"unsupported dtype {dtype}"
-    return None
 
 
 def _corr4d_triton(level, xy, query_patches, radius=3):
