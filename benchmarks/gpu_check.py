@@ -18,7 +18,8 @@ stage           ends by     what
                             result is recorded as it finishes (``benchmarks/_pytest_record.py``)
 ``end_to_end``  78 %        the predictor at T = 48, 384x512, N in 256, 1024, 4096: the reference maths (fp32), ``auto``
                             (bf16) and the fast path (Triton + CUDA kernels, bf16, compiled, CUDA graphs): ms per
-                            frame, peak memory, speed-up over the reference
+                            frame, peak memory, speed-up over the reference; then CoTracker3 offline and online
+                            (streamed), bf16 eager
 ``micro``       89 %        the two roofs measured (device copy GB/s, bf16 matmul TFLOP/s); corr_sample forward and
                             forward+backward, Triton against the torch path (N in 1024, 8192); CoTracker3's corr4d
                             forward, Triton against the reference; time and group attention, CUDA against SDPA;
@@ -451,6 +452,76 @@ def stage_end_to_end(st: ChildStage) -> None:
         except Exception as err:
             predictors.clear()
             st.add({**base, "key": key, "status": "failed", "error": _error_text(err)})
+    predictors.clear()
+    _end_to_end_v3(st, cfg)
+
+
+#: CoTracker3 in the end-to-end stage, after the v1 methods (so it never takes their time): eager, bf16 autocast on
+#: the GPU (float32 in the dry run); the online model through the official streaming protocol.
+V3_E2E = (("v3-offline-bf16", "CoTracker3 offline (bf16 autocast, eager)", "cotracker3_offline"),
+          ("v3-online-bf16", "CoTracker3 online, streamed (bf16 autocast, eager)", "cotracker3_online"))
+
+
+def _end_to_end_v3(st: ChildStage, cfg: dict) -> None:
+    import warnings
+
+    from benchmarks.baselines.flops import cotracker3_breakdown
+    from benchmarks.test_bench_cpu_e2e import _track
+    from benchmarks.test_bench_end_to_end import _inputs
+    from cotracker_fast.online import CoTrackerOnlinePredictor
+    from cotracker_fast.predictor import CoTrackerPredictor
+
+    dtype = torch.bfloat16 if st.cuda else torch.float32
+    for key_m, label, name in V3_E2E:
+        st.record["methods"][key_m] = {"label": label, "notes": f"{name}, random weights, {cfg['iters']} iterations; "
+                                       "speed-up column: not comparable with the v1 reference"}
+    for key_m, label, name in V3_E2E:
+        p = None
+        for N in cfg["Ns"]:
+            key = f"{key_m}/N{N}"
+            base = {"method": key_m, "N": N, "T": cfg["T"], "H": cfg["H"], "W": cfg["W"], "model": name}
+            if not st.time_guard(key, base, MIN_CASE_S["eager"]):
+                continue
+            video, queries = _inputs(cfg, N, st.device)
+            try:
+                if p is None:
+                    cls = CoTrackerOnlinePredictor if name.endswith("online") else CoTrackerPredictor
+                    with warnings.catch_warnings():
+                        warnings.simplefilter("ignore", UserWarning)  # the "RANDOM weights" warning
+                        p = cls(None, model_name=name, device=st.device, iters=cfg["iters"], dtype=dtype)
+                    p.interp_shape = (cfg["H"], cfg["W"])  # work at the video's resolution
+                t0 = time.perf_counter()
+                if cfg["warmup"]:
+                    _track(p, video, queries)
+                    _sync(st.device)
+                warmup_s = time.perf_counter() - t0
+                if st.cuda:
+                    torch.cuda.reset_peak_memory_stats(st.device)
+                times = []
+                for _ in range(cfg["rounds"]):
+                    t0 = time.perf_counter()
+                    tracks = _track(p, video, queries)
+                    _sync(st.device)
+                    times.append(time.perf_counter() - t0)
+                if tracks.shape != (1, cfg["T"], N, 2) or not bool(torch.isfinite(tracks).all()):
+                    raise RuntimeError(f"bad tracks: shape {tuple(tracks.shape)}")
+                t = statistics.median(times)
+                window = None if name.endswith("offline") else p.model.window_len
+                est = cotracker3_breakdown(cfg["T"], N + 36, cfg["H"], cfg["W"], iters=cfg["iters"],
+                                           window=window)["total"]
+                st.add({**base, "key": key, "status": "measured", "dtype": str(dtype).split(".")[-1],
+                        "warmup_s": warmup_s, "rounds": cfg["rounds"], "time_s_median": t, "time_s_min": min(times),
+                        "ms_per_frame": t / cfg["T"] * 1e3, "fps": cfg["T"] / t,
+                        "peak_mem_GB": torch.cuda.max_memory_allocated(st.device) / 1e9 if st.cuda else None,
+                        "flops_estimate": est, "achieved_tflops": est / t / 1e12, "speedup_vs_reference": None})
+            except torch.cuda.OutOfMemoryError as err:
+                p = None
+                torch.cuda.empty_cache()
+                st.add({**base, "key": key, "status": "skipped",
+                        "reason": f"out of GPU memory ({str(err).splitlines()[0][:160]})"})
+            except Exception as err:
+                p = None
+                st.add({**base, "key": key, "status": "failed", "error": _error_text(err)})
 
 
 def corr_bytes(cfg: dict, N: int, dtype: torch.dtype, backward: bool) -> float:

@@ -62,6 +62,8 @@ def test_dry_run_runs_every_stage(tmp_path):
     measured = {(s, k) for s, k, r in _all_records(data) if r["status"] in ("measured", "passed")}
     assert {("build", "triton_corr_sample_float32"), ("build", "triton_corr_sample_bfloat16")} <= measured
     assert {("end_to_end", "reference/N8"), ("end_to_end", "auto-bf16/N8")} <= measured
+    assert {("end_to_end", "v3-offline-bf16/N8"), ("end_to_end", "v3-online-bf16/N8")} <= measured
+    assert {("micro", "corr4d/triton/fwd/bfloat16/N16"), ("micro", "corr4d/reference/fwd/float32/N16")} <= measured
     assert {("micro", "corr_sample/triton/fwd+bwd/bfloat16/N16"),
             ("micro", "attention/sdpa/group/bfloat16/N16")} <= measured
     assert {("speed", "cotracker-reference/N4"), ("speed", "pips-batched/N4")} <= measured
