@@ -3,8 +3,10 @@ layout, the family checks of the constructors, and the cases where the official 
 videos in the online model, long videos).
 
 Targets: fp32 on CPU, mean |diff| <= 1e-4 px and max <= 2e-3 px, visibility and confidence agreeing. Measured on
-every golden case: bit-identical (0 px) with the official attention order and the official 200-frame encoder chunk;
-the default 16-frame chunk changes the convolutions' rounding (max 7.6e-6 px, on the 28-frame offline case).
+every golden case on the golden file's own CPU (AMD EPYC Zen 2) with one thread: bit-identical (0 px) with the
+official attention order and the official 200-frame encoder chunk; the default 16-frame chunk changes the
+convolutions' rounding (max 7.6e-6 px, on the 28-frame offline case). Other thread counts and CPUs sum GEMMs in
+another order (1 ulp on the untamed 1-iteration case at two threads), hence bounds rather than bit equality.
 """
 import os
 import warnings
@@ -312,15 +314,18 @@ def test_gradients_reach_every_parameter(cls):
     assert train is not None and len(train["coords"]) >= 1
 
 
-def test_official_encoder_chunk_is_bit_identical():
+def test_official_encoder_chunk_matches_to_float_rounding():
     """With the official operation order (reference attention, 200-frame encoder chunk) the outputs equal the
-    official code's bit for bit."""
+    official code's up to float rounding. Bit equality was measured on the golden file's own CPU (AMD EPYC Zen 2)
+    with one thread, and on this case with two; but the GEMM kernels' summation order depends on the CPU and
+    the thread count (the untamed 1-iteration case differs by 1 ulp at two threads), so the bound is a few ulp of
+    coordinates below 512 px (fp32 spacing 3e-5 px there)."""
     case = _case("off_tamed_T28")
     video, queries = _inputs(case)
     with torch.no_grad():
         tracks, vis, conf, _ = _model(case)(video, queries, iters=case["iters"], fmaps_chunk_size=200)
-    assert np.array_equal(tracks.numpy(), GOLDEN["off_tamed_T28/tracks"])
-    assert np.array_equal(vis.numpy(), GOLDEN["off_tamed_T28/vis"])
+    assert np.abs(tracks.numpy() - GOLDEN["off_tamed_T28/tracks"]).max() <= 2e-4
+    assert np.abs(vis.numpy() - GOLDEN["off_tamed_T28/vis"]).max() <= 1e-6
 
 
 @pytest.mark.parametrize("shape", [(2, 3, 5, 16, 7, 9, 3), (1, 1, 1, 8, 4, 4, 1), (1, 2, 3, 32, 5, 13, 0)],

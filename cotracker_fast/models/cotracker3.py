@@ -156,7 +156,7 @@ class CoTracker3Base(nn.Module):
         t_emb = self.time_embedding(S)[:, None]  # (1, 1, S, D), broadcast over tracks
         corr_backend = self.corr4d_backend
         if corr_backend is None and coords.device.type == "cpu":
-            corr_backend = "torch"  # measured faster on the CPU than the grid_sample layout (docs/PERFORMANCE.md)
+            corr_backend = "torch"  # faster on the CPU than the grid_sample layout (benchmarks/profile_v3_cpu.py)
         if corr_backend in ("torch", "triton"):  # the local backends gather channels-last cells
             from ..ops.op_corr4d import channels_last_level
 
