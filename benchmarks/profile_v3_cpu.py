@@ -23,20 +23,15 @@ REGIONS = ("cotracker3.encoder", "cotracker3.corr4d", "cotracker3.corr_mlp", "co
 
 
 def profile(model_name: str, T: int, N: int, iters: int = 6) -> dict:
-    from cotracker_fast.models.registry import V3_MODELS, create_v3_model
+    from benchmarks.v3_memory import random_v3_case
 
-    torch.manual_seed(0)
-    preset = V3_MODELS[model_name]
-    model = create_v3_model(bool(preset["offline"]), int(preset["window_len"])).eval()
-    g = torch.Generator().manual_seed(0)
-    video = torch.rand(1, T, 3, H, W, generator=g) * 255
+    model, preset, video, queries = random_v3_case(model_name, T, N)
     M = N + 36
-    queries = torch.cat([torch.zeros(M, 1), torch.rand(M, 2, generator=g) * torch.tensor([W - 1.0, H - 1.0])], 1)
     with torch.no_grad():
-        model(video[:, :2], queries[None, :8], iters=1)  # warm-up
+        model(video[:, :2], queries[:, :8], iters=1)  # warm-up
         t0 = time.perf_counter()
         with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
-            model(video, queries[None], iters=iters)
+            model(video, queries, iters=iters)
         total = time.perf_counter() - t0
     spent = {e.key: e.cpu_time_total / 1e6 for e in prof.key_averages() if e.key in REGIONS}
     est = cotracker3_breakdown(T, M, H, W, iters=iters, window=None if preset["offline"] else preset["window_len"])

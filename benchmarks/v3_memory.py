@@ -34,7 +34,9 @@ def _rss_mib() -> float:
     return pages * os.sysconf("SC_PAGE_SIZE") / 2**20
 
 
-def _child(model_name: str, T: int, N: int, chunk: int) -> dict:
+def random_v3_case(model_name: str, T: int, N: int):
+    """A CoTracker3 model with random (seeded) weights, in eval mode, its preset, a random ``(1, T, 3, 384, 512)``
+    video and ``(1, N + 36, 3)`` queries at frame 0 (N points plus the 6x6 support grid's count)."""
     from cotracker_fast.models.registry import V3_MODELS, create_v3_model
 
     torch.manual_seed(0)
@@ -43,7 +45,11 @@ def _child(model_name: str, T: int, N: int, chunk: int) -> dict:
     g = torch.Generator().manual_seed(0)
     video = torch.rand(1, T, 3, H, W, generator=g) * 255
     xy = torch.rand(N + 36, 2, generator=g) * torch.tensor([W - 1.0, H - 1.0])
-    queries = torch.cat([torch.zeros(N + 36, 1), xy], 1)[None]
+    return model, preset, video, torch.cat([torch.zeros(N + 36, 1), xy], 1)[None]
+
+
+def _child(model_name: str, T: int, N: int, chunk: int) -> dict:
+    model, preset, video, queries = random_v3_case(model_name, T, N)
     base = _rss_mib()
     t0 = time.perf_counter()
     with torch.no_grad():
