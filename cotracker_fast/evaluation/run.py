@@ -18,7 +18,7 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from ..distributed import init_distributed
+from ..distributed import distributed_session
 from ..io import atomic_output
 from ..models.cotracker3 import CoTracker3Base
 from ..predictor import build_model
@@ -125,7 +125,13 @@ def evaluate(
     every rank; rank 0 also writes ``<out_dir>/result_eval_<dataset>.json`` and ``.md`` (atomically)."""
     if dataset not in DATASETS:
         raise ValueError(f"unknown dataset {dataset!r}; expected one of {DATASETS}")
-    rank, world, _ = init_distributed(device)  # on CUDA, "cuda" is then each rank's own GPU
+    with distributed_session(device) as (rank, world, _):  # on CUDA, "cuda" is then each rank's own GPU
+        return _evaluate(dataset, root, checkpoint, model_name, single_point, iters, batch_size, resolution, device,
+                         max_videos, max_frames, out_dir, dataset_kwargs, rank, world)
+
+
+def _evaluate(dataset, root, checkpoint, model_name, single_point, iters, batch_size, resolution, device, max_videos,
+              max_frames, out_dir, dataset_kwargs, rank, world) -> Dict:
     model, name = build_model(checkpoint, model_name, None)
     model = model.to(device).eval()
     resolution = tuple(resolution or model.config.model_resolution)  # (384, 512) for the official variants

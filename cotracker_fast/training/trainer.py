@@ -32,7 +32,7 @@ import torch.distributed as dist
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from ..distributed import dist_info, init_distributed
+from ..distributed import dist_info, distributed_session
 from ..io import atomic_output
 from ..models.config import CoTrackerConfig
 from ..models.cotracker import CoTracker
@@ -447,7 +447,11 @@ def train(cfg: TrainConfig, *, device: Optional[str] = None, resume: bool = True
     Under ``torchrun`` every process calls this; rank 0 writes logs and checkpoints.
     """
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-    rank, world, local_rank = init_distributed(device)
+    with distributed_session(device) as (rank, world, local_rank):
+        return _train(cfg, device, resume, rank, world, local_rank)
+
+
+def _train(cfg: TrainConfig, device: str, resume: bool, rank: int, world: int, local_rank: int) -> Dict[str, Any]:
     dev = torch.device(f"cuda:{local_rank}" if device.startswith("cuda") else device)  # one GPU per rank
     torch.manual_seed(cfg.seed)
     model = init_model(cfg).to(dev).train()
