@@ -381,3 +381,133 @@ def test_bf16_autocast_stays_within_the_bound(v3_files, monkeypatch, kind):
     d = (low - ref).norm(dim=-1)
     assert 0 < d.mean() < V3_BF16_MEAN_PX and d.max() < V3_BF16_MAX_PX, f"mean {d.mean():.3g} max {d.max():.3g}"
     assert (vis == ref_vis).float().mean() >= V3_BF16_VIS_AGREEMENT
+
+
+# ------------------------------------------------------------------------------------------------ compiled window
+
+
+@pytest.mark.parametrize("cls", [CoTracker3Offline, CoTracker3Online])
+def test_compiled_bucketed_window_equals_eager(cls):
+    """fullgraph=True: a window's iterations are one graph; 5 tracks padded to a bucket of 8 (the padding hidden
+    from the virtual tracks) give the eager tracks."""
+    m = _small_model(cls)
+    video, queries = _clip(11, 0)
+    torch._dynamo.reset()
+    with torch.no_grad():
+        ref = m(video, queries, iters=2)
+        m.compile_window(bucket=8, backend="aot_eager", fullgraph=True, dynamic=False)
+        try:
+            out = m(video, queries, iters=2)
+        finally:
+            m.uncompile_window()
+            torch._dynamo.reset()
+    # masked SDPA may sum in another order than the unmasked call: the suite's float-order bound
+    torch.testing.assert_close(out[0], ref[0], atol=1e-4, rtol=0)
+    torch.testing.assert_close(out[1], ref[1], atol=1e-5, rtol=0)
+    torch.testing.assert_close(out[2], ref[2], atol=1e-5, rtol=0)
+
+
+def test_bucketing_avoids_recompiles():
+    """5 and 7 tracks share the bucket of 8 (one graph); 9 tracks cross it (one more graph)."""
+
+    class Counter:
+        graphs = 0
+
+        def __call__(self, gm, example_inputs):
+            Counter.graphs += 1
+            return gm.forward
+
+    m = _small_model(CoTracker3Offline)
+    video, queries = _clip(11, 0)
+    more = torch.cat([queries, queries[:, :2] + torch.tensor([0.0, 1, 1])], 1)  # 7 tracks
+    most = torch.cat([more, queries[:, :2] + torch.tensor([0.0, 2, 2])], 1)  # 9 tracks
+    torch._dynamo.reset()
+    m.compile_window(bucket=8, backend=Counter(), dynamic=False)
+    try:
+        with torch.no_grad():
+            m(video, queries, iters=1)
+            m(video, more, iters=1)
+            assert Counter.graphs == 1
+            m(video, most, iters=1)
+            assert Counter.graphs == 2
+    finally:
+        m.uncompile_window()
+        torch._dynamo.reset()
+
+
+def test_padding_tracks_do_not_change_real_tracks():
+    """The eager maths with a track mask: real tracks come out the same whatever the padding tracks hold."""
+    m = _small_model(CoTracker3Offline)
+    g = torch.Generator().manual_seed(3)
+    tokens = torch.randn(1, 7, 6, m.config.input_dim, generator=g)
+    mask = torch.tensor([[True] * 5 + [False] * 2])
+    with torch.no_grad():
+        a = m.updateformer(tokens, mask)[:, :5]
+        tokens[:, 5:] = torch.randn(1, 2, 6, m.config.input_dim, generator=g) * 10
+        b = m.updateformer(tokens, mask)[:, :5]
+        alone = m.updateformer(tokens[:, :5])
+    torch.testing.assert_close(a, b, atol=1e-6, rtol=0)
+    torch.testing.assert_close(a, alone, atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("online", [False, True])
+def test_predictor_compile_option(v3_files, monkeypatch, online):
+    """compile=True on a CoTracker3 predictor compiles the window step once (inductor on the CPU is swapped for
+    aot_eager to keep the test fast) and gives the eager predictor's tracks."""
+    from cotracker_fast.models.cotracker3 import CoTracker3Base
+
+    calls = []
+    real = CoTracker3Base.compile_window
+
+    def fake(self, bucket=64, **kw):
+        calls.append((bucket, kw.get("mode")))
+        real(self, bucket=bucket, backend="aot_eager", dynamic=False)
+
+    monkeypatch.setattr(CoTracker3Base, "compile_window", fake)
+    cls = CoTrackerOnlinePredictor if online else CoTrackerPredictor
+    path = v3_files["online" if online else "offline"]
+    eager, comp = cls(path), cls(path, compile=True, compile_bucket=16)
+    video, queries = _clip(9, 2)
+    for p in (eager, comp):
+        p.interp_shape, p.iters = (32, 48), 1
+    torch._dynamo.reset()
+    try:
+        if online:
+            outs = []
+            for p in (eager, comp):
+                p.start(video.shape[-2:], queries)
+                p.step(video)
+                outs.append(p.finish()[0])
+            a, b = outs
+        else:
+            a, b = eager(video, queries)[0], comp(video, queries)[0]
+            comp(video, queries)
+    finally:
+        comp.model.uncompile_window()
+        torch._dynamo.reset()
+    assert calls == [(16, "default")]
+    torch.testing.assert_close(a, b, atol=1e-4, rtol=0)
+
+
+@pytest.mark.parametrize("cls", [CoTracker3Offline, CoTracker3Online])
+def test_window_loop_reads_nothing_back_from_the_device(cls, monkeypatch):
+    """No tensor value is read on the host while tracking (``item`` / ``tolist`` / ``bool`` on a tensor would be a
+    host-device sync per window on a GPU): the window schedule depends on shapes only."""
+    m = _small_model(cls)
+    video, queries = _clip(21, 4)
+    calls = []
+    for name in ("item", "tolist", "__bool__"):
+        real = getattr(torch.Tensor, name)
+
+        def spy(self, *a, _real=real, _name=name, **k):
+            calls.append(_name)
+            return _real(self, *a, **k)
+
+        monkeypatch.setattr(torch.Tensor, name, spy)
+    with torch.no_grad():
+        m(video, queries, iters=1)
+        if cls is CoTracker3Online:
+            m.init_video_online_processing()
+            for i in range(0, 21 - 8, 8):
+                m(video[:, i : i + 16], queries, iters=1, is_online=True)
+    assert calls == []

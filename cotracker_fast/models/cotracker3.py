@@ -135,6 +135,23 @@ class CoTracker3Base(nn.Module):
         z = (v[..., None, :] * octaves[:, None]).flatten(-2)  # index 4 o + d
         return torch.cat([v, torch.sin(z), torch.sin(z + math.pi / 2)], dim=-1)
 
+    def compile_window(self, bucket: int = 64, **compile_kwargs) -> None:
+        """Run every window's iterations through ``torch.compile`` from now on (``compile_kwargs`` go to
+        ``torch.compile``; e.g. ``mode="reduce-overhead"`` adds CUDA graph capture on GPUs).
+
+        The number of tracks is padded up to a multiple of ``bucket``; the padding tracks are hidden from the
+        virtual tracks (:meth:`UpdateFormer3.forward`) and dropped from the outputs, so new points recompile only
+        when they cross a bucket. The compiled step gives the eager step's tracks up to float summation order."""
+        if isinstance(bucket, bool) or not isinstance(bucket, int) or bucket < 1:
+            raise ValueError(f"bucket must be an int >= 1, got {bucket!r}")
+        self._bucket = bucket
+        self._compiled_window = torch.compile(self._refine_window, **compile_kwargs)
+
+    def uncompile_window(self) -> None:
+        """Back to the eager window step."""
+        self._compiled_window = None
+        self._bucket = None
+
     def refine(
         self,
         pyramid: List[Tensor],
@@ -144,7 +161,7 @@ class CoTracker3Base(nn.Module):
         conf: Tensor,
         iters: int,
     ) -> Tuple[Tensor, Tensor, Tensor, List[Tuple[Tensor, Tensor, Tensor]]]:
-        """Iterate on one window.
+        """Iterate on one window (compiled and bucketed after :meth:`compile_window`).
 
         Args:
             pyramid: the window's levels ``(B, S, C, H_l, W_l)``; query_patches: per level ``(B, N, K*K, C)``.
@@ -152,6 +169,35 @@ class CoTracker3Base(nn.Module):
         Returns:
             the final coords, vis and conf logits, and each iteration's ``(coords, vis, conf)``.
         """
+        fn = getattr(self, "_compiled_window", None)
+        if fn is None:
+            return self._refine_window(pyramid, query_patches, coords, vis, conf, iters)
+        B, _, N, _ = coords.shape
+        pad = -N % self._bucket
+        track_mask = torch.ones(B, N + pad, dtype=torch.bool, device=coords.device)
+        if pad:
+            track_mask[:, N:] = False
+            # padding tracks sit at cell (0, 0) with zero logits and zero query neighbourhoods
+            query_patches = [F.pad(p, (0, 0, 0, 0, 0, pad)) for p in query_patches]
+            coords = F.pad(coords, (0, 0, 0, pad))
+            vis, conf = F.pad(vis, (0, pad)), F.pad(conf, (0, pad))
+        coords, vis, conf, history = fn(pyramid, query_patches, coords, vis, conf, iters, track_mask)
+        if pad:
+            coords, vis, conf = coords[:, :, :N], vis[:, :, :N], conf[:, :, :N]
+            history = [(c[:, :, :N], v[:, :, :N], f[:, :, :N]) for c, v, f in history]
+        return coords, vis, conf, history
+
+    def _refine_window(
+        self,
+        pyramid: List[Tensor],
+        query_patches: List[Tensor],
+        coords: Tensor,
+        vis: Tensor,
+        conf: Tensor,
+        iters: int,
+        track_mask: Optional[Tensor] = None,
+    ) -> Tuple[Tensor, Tensor, Tensor, List[Tuple[Tensor, Tensor, Tensor]]]:
+        """:meth:`refine`'s maths; ``track_mask`` ``(B, N)`` bool marks the real tracks (None: all are)."""
         S = coords.shape[1]
         t_emb = self.time_embedding(S)[:, None]  # (1, 1, S, D), broadcast over tracks
         corr_backend = self.corr4d_backend
@@ -169,7 +215,7 @@ class CoTracker3Base(nn.Module):
             tokens = torch.cat([vis[..., None], conf[..., None], corr, self.motion_encoding(coords)], dim=-1)
             tokens = tokens.permute(0, 2, 1, 3) + t_emb.to(tokens.dtype)  # (B, N, S, D)
             with torch.profiler.record_function("cotracker3.updateformer"):
-                delta = self.updateformer(tokens).permute(0, 2, 1, 3).float()  # (B, S, N, 4)
+                delta = self.updateformer(tokens, track_mask).permute(0, 2, 1, 3).float()  # (B, S, N, 4)
             coords = coords + delta[..., :2]
             vis = vis + delta[..., 2]
             conf = conf + delta[..., 3]

@@ -8,7 +8,7 @@ Module and parameter names follow the official state-dict keys (``updateformer.t
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Tuple
+from typing import Optional, Tuple
 
 import torch
 import torch.nn as nn
@@ -82,22 +82,28 @@ class CoTracker3Config:
         return 2 + self.corr_levels * self.corr_out + self.motion_dim
 
 
-def multihead_attention(q: Tensor, k: Tensor, v: Tensor, num_heads: int, reference: bool = False) -> Tensor:
+def multihead_attention(
+    q: Tensor, k: Tensor, v: Tensor, num_heads: int, reference: bool = False, key_mask: Optional[Tensor] = None
+) -> Tensor:
     """Attention of queries ``(B, Lq, D)`` over keys/values ``(B, Lk, D)``; heads are contiguous ``D / num_heads``
     channel slices. Returns ``(B, Lq, D)``, heads concatenated in order.
 
     ``reference=True`` writes it out in the official order (``softmax((q k^T) * d^-0.5) v``, the scale after the
-    product, in the inputs' dtype); otherwise ``F.scaled_dot_product_attention`` (same maths, other rounding)."""
+    product, in the inputs' dtype); otherwise ``F.scaled_dot_product_attention`` (same maths, other rounding).
+    ``key_mask`` ``(B, Lk)`` bool: only the ``True`` keys are attended to (each row needs at least one)."""
     B, Lq, D = q.shape
     d = D // num_heads
     qh = q.view(B, Lq, num_heads, d).transpose(1, 2)
     kh = k.view(B, k.shape[1], num_heads, d).transpose(1, 2)
     vh = v.view(B, v.shape[1], num_heads, d).transpose(1, 2)
+    mask = None if key_mask is None else key_mask[:, None, None, :]
     if reference:
         scores = torch.matmul(qh, kh.transpose(-2, -1)) * d**-0.5
+        if mask is not None:
+            scores = scores.masked_fill(~mask, float("-inf"))
         out = torch.matmul(scores.softmax(dim=-1), vh)
     else:
-        out = F.scaled_dot_product_attention(qh, kh, vh)
+        out = F.scaled_dot_product_attention(qh, kh, vh, attn_mask=mask)
     return out.transpose(1, 2).reshape(B, Lq, D)
 
 
@@ -117,11 +123,12 @@ class Attention3(nn.Module):
         self.to_out = nn.Linear(dim, dim)
         self.backend = None
 
-    def forward(self, x: Tensor, context: Tensor) -> Tensor:
+    def forward(self, x: Tensor, context: Tensor, key_mask: Optional[Tensor] = None) -> Tensor:
+        """``key_mask`` ``(B, L_context)`` bool: the context tokens that may be attended to (None: all)."""
         q = self.to_q(x)
         k, v = self.to_kv(context).chunk(2, dim=-1)
-        if self.backend == "reference" or context is not x:
-            out = multihead_attention(q, k, v, self.num_heads, self.backend == "reference")
+        if self.backend == "reference" or context is not x or key_mask is not None:
+            out = multihead_attention(q, k, v, self.num_heads, self.backend == "reference", key_mask)
         else:
             from .. import ops
 
@@ -159,8 +166,8 @@ class CrossAttnBlock3(nn.Module):
         self.norm2 = nn.LayerNorm(dim, elementwise_affine=False, eps=1e-6)
         self.mlp = Mlp(dim, int(dim * mlp_ratio))
 
-    def forward(self, x: Tensor, context: Tensor) -> Tensor:
-        x = x + self.cross_attn(self.norm1(x), self.norm_context(context))
+    def forward(self, x: Tensor, context: Tensor, key_mask: Optional[Tensor] = None) -> Tensor:
+        x = x + self.cross_attn(self.norm1(x), self.norm_context(context), key_mask)
         return x + self.mlp(self.norm2(x))
 
 
@@ -214,8 +221,15 @@ class UpdateFormer3(nn.Module):
         """Write attention out in the official operation order (``True``) or use the automatic backends."""
         self.set_attention_backend("reference" if reference else None)
 
-    def forward(self, tokens: Tensor) -> Tensor:
+    def forward(self, tokens: Tensor, track_mask: Optional[Tensor] = None) -> Tensor:
+        """``tokens`` ``(B, N, S, input_dim)`` -> ``(B, N, S, 4)``. ``track_mask`` ``(B, N)`` bool marks real tracks:
+        padding tracks (``False``) are hidden from the virtual tracks, the only place where tracks meet (time
+        attention stays within a track, and tracks attend only to the virtual tracks), so the real tracks' outputs
+        do not depend on them."""
         B, N, S, _ = tokens.shape
+        point_mask = None
+        if track_mask is not None:
+            point_mask = track_mask[:, None, :].expand(B, S, N).reshape(B * S, N)
         x = linear_full_precision(self.input_transform, tokens)
         D = x.shape[-1]
         virtual = self.virual_tracks.to(x.dtype).expand(B, -1, S, -1)
@@ -225,7 +239,7 @@ class UpdateFormer3(nn.Module):
             x = self.time_blocks[r](x.reshape(B * M, S, D)).reshape(B, M, S, D)
             x = x.permute(0, 2, 1, 3).reshape(B * S, M, D)
             points, virt = x[:, :N], x[:, N:]
-            virt = self.space_virtual2point_blocks[r](virt, points)
+            virt = self.space_virtual2point_blocks[r](virt, points, point_mask)
             virt = self.space_virtual_blocks[r](virt)
             points = self.space_point2virtual_blocks[r](points, virt)
             x = torch.cat([points, virt], dim=1).reshape(B, S, M, D).permute(0, 2, 1, 3)
