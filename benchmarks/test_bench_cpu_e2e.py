@@ -66,11 +66,8 @@ _PREDICTORS: Dict[str, Any] = {}
 
 def _predictor(key: str):
     if key not in _PREDICTORS:
-        from cotracker_fast.predictor import CoTrackerPredictor
-
-        _PREDICTORS.clear()
-        m = METHODS[key]
         from cotracker_fast.online import CoTrackerOnlinePredictor
+        from cotracker_fast.predictor import CoTrackerPredictor
 
         _PREDICTORS.clear()
         m = METHODS[key]

@@ -1,5 +1,20 @@
 """Shared test helpers."""
+import os
+
+import pytest
 import torch
+
+
+def triton_test_device() -> str:
+    """The device of the Triton kernel tests, called at the top of their modules: CUDA when present, else the CPU
+    through the Triton interpreter (TRITON_INTERPRET=1, set in conftest.py), where only small shapes are affordable.
+    Skips the calling module when Triton is missing, or when there is no GPU and the interpreter is off."""
+    pytest.importorskip("triton", reason="triton is not installed")
+    if torch.cuda.is_available():
+        return "cuda"
+    if os.environ.get("TRITON_INTERPRET") != "1":
+        pytest.skip("no GPU and TRITON_INTERPRET is not 1", allow_module_level=True)
+    return "cpu"
 
 
 @torch.no_grad()

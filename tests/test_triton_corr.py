@@ -8,16 +8,14 @@ import os
 import pytest
 import torch
 
-pytest.importorskip("triton", reason="triton is not installed")
+from helpers import triton_test_device
+
+DEVICE = triton_test_device()
 
 from cotracker_fast import ops  # noqa: E402
 from cotracker_fast.kernels.corr_sample import _corr_sample_op, corr_sample_triton  # noqa: E402
 from cotracker_fast import ops as ref  # noqa: E402
 from cotracker_fast.ops.backend import BackendUnavailableError  # noqa: E402
-
-DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
-if DEVICE == "cpu" and os.environ.get("TRITON_INTERPRET") != "1":
-    pytest.skip("no GPU and TRITON_INTERPRET is not 1", allow_module_level=True)
 
 
 def _inputs(B=2, S=2, N=17, C=32, H=13, W=19, levels=3, seed=0, spread=4.0, dtype=torch.float32):

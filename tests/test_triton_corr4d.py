@@ -3,19 +3,15 @@
 Without a GPU these run in the Triton interpreter on CPU tensors (TRITON_INTERPRET=1, set in conftest.py), so shapes
 are small; on a CUDA machine the same tests run the compiled kernel.
 """
-import os
-
 import pytest
 import torch
 
-pytest.importorskip("triton", reason="triton is not installed")
+from helpers import triton_test_device
+
+DEVICE = triton_test_device()
 
 from cotracker_fast import ops  # noqa: E402
 from cotracker_fast.kernels.corr4d import corr4d_triton  # noqa: E402
-
-DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
-if DEVICE == "cpu" and os.environ.get("TRITON_INTERPRET") != "1":
-    pytest.skip("no GPU and TRITON_INTERPRET is not 1", allow_module_level=True)
 
 
 def _inputs(B=2, T=3, N=5, C=16, H=7, W=9, radius=3, spread=3.0, seed=0, dtype=torch.float32):
