@@ -458,8 +458,12 @@ def stage_end_to_end(st: ChildStage) -> None:
 
 #: CoTracker3 in the end-to-end stage, after the v1 methods (so it never takes their time): eager, bf16 autocast on
 #: the GPU (float32 in the dry run); the online model through the official streaming protocol.
-V3_E2E = (("v3-offline-bf16", "CoTracker3 offline (bf16 autocast, eager)", "cotracker3_offline"),
-          ("v3-online-bf16", "CoTracker3 online, streamed (bf16 autocast, eager)", "cotracker3_online"))
+V3_E2E = (("v3-offline-bf16", "CoTracker3 offline (bf16 autocast, eager)", "cotracker3_offline", {}),
+          ("v3-online-bf16", "CoTracker3 online, streamed (bf16 autocast, eager)", "cotracker3_online", {}),
+          # CUDA only: inductor on a CPU would spend the dry run compiling (the predictors' compile option has its
+          # own tests)
+          ("v3-online-bf16-compiled", "CoTracker3 online, streamed (bf16 autocast, compiled window, CUDA graphs)",
+           "cotracker3_online", {"compile": True}))
 
 
 def _end_to_end_v3(st: ChildStage, cfg: dict) -> None:
@@ -472,15 +476,16 @@ def _end_to_end_v3(st: ChildStage, cfg: dict) -> None:
     from cotracker_fast.predictor import CoTrackerPredictor
 
     dtype = torch.bfloat16 if st.cuda else torch.float32
-    for key_m, label, name in V3_E2E:
+    methods = [m for m in V3_E2E if st.cuda or not m[3].get("compile")]
+    for key_m, label, name, _ in methods:
         st.record["methods"][key_m] = {"label": label, "notes": f"{name}, random weights, {cfg['iters']} iterations; "
                                        "speed-up column: not comparable with the v1 reference"}
-    for key_m, label, name in V3_E2E:
+    for key_m, label, name, extra in methods:
         p = None
         for N in cfg["Ns"]:
             key = f"{key_m}/N{N}"
             base = {"method": key_m, "N": N, "T": cfg["T"], "H": cfg["H"], "W": cfg["W"], "model": name}
-            if not st.time_guard(key, base, MIN_CASE_S["eager"]):
+            if not st.time_guard(key, base, MIN_CASE_S["compile" if extra.get("compile") else "eager"]):
                 continue
             video, queries = _inputs(cfg, N, st.device)
             try:
@@ -488,7 +493,7 @@ def _end_to_end_v3(st: ChildStage, cfg: dict) -> None:
                     cls = CoTrackerOnlinePredictor if name.endswith("online") else CoTrackerPredictor
                     with warnings.catch_warnings():
                         warnings.simplefilter("ignore", UserWarning)  # the "RANDOM weights" warning
-                        p = cls(None, model_name=name, device=st.device, iters=cfg["iters"], dtype=dtype)
+                        p = cls(None, model_name=name, device=st.device, iters=cfg["iters"], dtype=dtype, **extra)
                     p.interp_shape = (cfg["H"], cfg["W"])  # work at the video's resolution
                 t0 = time.perf_counter()
                 if cfg["warmup"]:

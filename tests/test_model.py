@@ -233,3 +233,43 @@ def test_gradients_flow_in_training_mode():
     loss.backward()
     assert m.fnet.conv1.weight.grad is not None and torch.isfinite(m.fnet.conv1.weight.grad).all()
     assert m.updateformer.space_blocks[5].attn.qkv.weight.grad.abs().sum() > 0
+
+
+def test_flow_embedding_without_sinusoids_is_the_raw_flow():
+    from cotracker_fast.models.embeddings import flow_embedding
+
+    flows = torch.randn(2, 3, 4, 2)
+    assert torch.equal(flow_embedding(flows, 0), flows)
+    assert flow_embedding(flows, 64).shape[-1] == 130 and get_config("cotracker_fast_small").flow_dim == 2
+
+
+def test_drop_flow_sinusoids_keeps_the_projection_of_the_kept_channels():
+    """The converted input projection of the shipped variant gives, on the raw-flow layout, what the official-layout
+    projection gives with its k >= 1 sinusoid columns zeroed (k = 0: sin 0 = 0 and cos 0 = 1, folded into the
+    bias)."""
+    import dataclasses
+    import os
+    import sys
+
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "train"))
+    from drop_flow_sinusoids import drop_flow_sinusoids
+
+    new_cfg = get_config("cotracker_fast_small")
+    old = CoTracker(dataclasses.replace(new_cfg, flow_embed_dim=64))
+    new_sd = drop_flow_sinusoids(old.state_dict())
+    new = CoTracker(new_cfg)
+    new.load_state_dict(new_sd)  # strict: every shape fits the raw-flow layout
+    g = torch.Generator().manual_seed(0)
+    rest = torch.randn(5, new_cfg.input_dim - 2, generator=g)
+    raw = torch.randn(5, 2, generator=g)
+    sinusoids = torch.randn(5, 128, generator=g)
+    sinusoids[:, 0], sinusoids[:, 1], sinusoids[:, 64], sinusoids[:, 65] = 0.0, 1.0, 0.0, 1.0  # k = 0 of x, y
+    w = old.updateformer.input_transform.weight.detach().clone()
+    k_ge_1 = [c for axis in (0, 64) for c in range(2 + axis + 2, 2 + axis + 64)]
+    w[:, k_ge_1] = 0
+    expect = torch.cat([raw, sinusoids, rest], 1) @ w.T + old.updateformer.input_transform.bias.detach()
+    with torch.no_grad():
+        got = new.updateformer.input_transform(torch.cat([raw, rest], 1))
+    torch.testing.assert_close(got, expect, atol=1e-5, rtol=1e-5)
+    with pytest.raises(ValueError, match="input columns"):
+        drop_flow_sinusoids(new_sd)

@@ -33,7 +33,10 @@ def position_table_2d(dim: int, height: int, width: int) -> Tensor:
 
 def flow_embedding(flows: Tensor, dim: int = 64) -> Tensor:
     """``(..., 2)`` flows (x, y) -> ``(..., 2 + 2*dim)``: ``[x, y, pe_x(dim), pe_y(dim)]`` where
-    ``pe[2k] = sin(v f_k)``, ``pe[2k+1] = cos(v f_k)``, ``f_k = k * 2000 / dim`` (31.25 k for dim = 64)."""
+    ``pe[2k] = sin(v f_k)``, ``pe[2k+1] = cos(v f_k)``, ``f_k = k * 2000 / dim`` (31.25 k for dim = 64).
+    ``dim = 0`` gives the raw flows alone."""
+    if dim == 0:
+        return flows[..., :2]
     freqs = torch.arange(0, dim, 2, device=flows.device, dtype=torch.float32) * (1000.0 / dim)
     parts = [flows[..., :2]]
     for axis in range(2):
