@@ -142,7 +142,8 @@ def run(weights_list, variants, num_frames: int, num_points: int, iters: int) ->
             row["within_bound"] = (row["mean_px"] <= BOUND["mean_px"] and row["p99_px"] <= BOUND["p99_px"]
                                    and row["visibility_agreement"] >= BOUND["visibility_agreement"])
             print(f"  {variant:24s} mean {row['mean_px']:.3f} px, median {row['median_px']:.3f}, "
-                  f"p99 {row['p99_px']:.3f}, max {row['max_px']:.2f}, visibility {100 * row['visibility_agreement']:.2f}%"
+                  f"p99 {row['p99_px']:.3f}, max {row['max_px']:.2f}, "
+                  f"visibility {100 * row['visibility_agreement']:.2f}%"
                   f" ({elapsed:.1f} s)", flush=True)
             rows.append(row)
         p.dtype = torch.float32

@@ -74,6 +74,7 @@ def render_cpu_block(runs: Sequence[dict]) -> str:
         lines.append("No CPU end-to-end run has been saved yet.")
     for run in runs:
         lines += _run_table(run) + [""]
+    lines += render_bf16_accuracy_block()
     lines += render_v3_block()
     return "\n".join(lines)
 
@@ -128,5 +129,35 @@ def render_v3_block(results_dir: Path = RESULTS_DIR) -> List[str]:
             est = " / ".join(f"{f[k] / 1e12:.2f}" for k in ("encoder", "corr_volume", "corr_mlp", "transformer"))
             lines.append(f"| {r['model']} | {r['T']} | {r['N']} | {r['total_s']:.1f} | {g['encoder']:.1f} | "
                          f"{g['corr4d']:.1f} | {g['corr_mlp']:.1f} | {g['updateformer']:.1f} | {est} |")
+        lines.append("")
+    return lines
+
+
+def render_bf16_accuracy_block(results_dir: Path = RESULTS_DIR) -> List[str]:
+    """How far bf16 autocast moves the tracks from fp32 (``benchmarks/bf16_accuracy.py``), per saved run."""
+    lines = ["### bf16 against fp32 tracks", ""]
+    runs = _load_suite("bf16-accuracy-*.json", "bf16-accuracy", results_dir)
+    if not runs:
+        return lines + ["No bf16 accuracy run has been saved yet.", ""]
+    for run in runs:
+        cfg, bound = run.get("config", {}), run.get("bound", {})
+        emulated = ""
+        if run.get("bf16_emulated"):
+            emulated = " bf16 emulated (it rounds as native bf16 does)."
+        lines += [
+            f"{cfg.get('clip', '?')}, {cfg.get('frames')} frames, {cfg.get('points')} points + the support grid, "
+            f"{cfg.get('iters')} iterations; distances over every frame and point. The stated bound: mean <= "
+            f"{bound.get('mean_px')} px, p99 <= {bound.get('p99_px')} px, visibility agreement >= "
+            f"{100 * bound.get('visibility_agreement', 0):.0f}%. `fp32-perturbed` is no bf16 at all: fp32 on the "
+            f"video plus noise of std {cfg.get('fp32_perturbed_noise_std')} grey levels, the weights' own "
+            "sensitivity. " + _machine_line(run) + emulated,
+            "",
+            "| weights | variant | mean px | median px | p99 px | max px | visibility agreement | within bound |",
+            "|---|---|---|---|---|---|---|---|",
+        ]
+        for r in run["results"]:
+            lines.append(f"| {r['weights']} | {r['variant']} | {r['mean_px']:.3f} | {r['median_px']:.3f} | "
+                         f"{r['p99_px']:.3f} | {r['max_px']:.2f} | {100 * r['visibility_agreement']:.2f}% | "
+                         f"{'yes' if r['within_bound'] else 'no'} |")
         lines.append("")
     return lines

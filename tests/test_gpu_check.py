@@ -254,3 +254,19 @@ def test_kernels_import_from_a_source_tree_without_an_install():
     proc = subprocess.run([sys.executable, "-c", code], cwd="/", env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert Path(proc.stdout.strip().splitlines()[-1]) == ROOT / "kernels" / "__init__.py"
+
+
+def test_cpu_block_reports_bf16_accuracy_runs(tmp_path):
+    """The bf16 accuracy results go into the generated CPU section, one row per weights and variant."""
+    from benchmarks.perfdoc_cpu import render_bf16_accuracy_block
+
+    assert "No bf16 accuracy run" in "\n".join(render_bf16_accuracy_block(tmp_path))
+    row = {"weights": "shipped", "variant": "bf16", "mean_px": 0.05, "median_px": 0.02, "p99_px": 0.4, "max_px": 1.5,
+           "visibility_agreement": 0.995, "within_bound": True}
+    run = {"suite": "bf16-accuracy", "cpu": "Test CPU", "threads": 2, "bf16_emulated": True,
+           "config": {"clip": "demo clip", "frames": 24, "points": 256, "iters": 6, "fp32_perturbed_noise_std": 0.01},
+           "bound": {"mean_px": 0.1, "p99_px": 1.0, "visibility_agreement": 0.99}, "results": [row]}
+    (tmp_path / "bf16-accuracy-test-cpu-2026-12-02T0700.json").write_text(json.dumps(run))
+    text = "\n".join(render_bf16_accuracy_block(tmp_path))
+    assert "| shipped | bf16 | 0.050 | 0.020 | 0.400 | 1.50 | 99.50% | yes |" in text
+    assert "**Test CPU**" in text and "emulated" in text
