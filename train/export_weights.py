@@ -25,11 +25,13 @@ def main(argv=None):
     model.load_state_dict(state["model"])  # strict: the checkpoint matches its own config
     dtype = getattr(torch, args.dtype)
     sd = {k: v.to(dtype) if v.is_floating_point() else v for k, v in model.state_dict().items()}
-    if cfg.model_overrides:
-        raise SystemExit("model_overrides are set: register the variant first so the weights load by name")
-    save_safetensors(sd, args.out, metadata={"model_name": cfg.model, "train_step": state["step"],
-                                             "train_config": state["config"]})
-    print(f"{args.out}: {cfg.model} at step {state['step']}, {args.dtype}")
+    metadata = {"model_name": cfg.model, "train_step": state["step"], "train_config": state["config"]}
+    note = ""
+    if cfg.model_overrides:  # not the registered variant: the file serves as init_weights of the same overrides
+        metadata["model_overrides"] = json.dumps(cfg.model_overrides)
+        note = f" with model_overrides {cfg.model_overrides} (loads as init_weights of a config with the same ones)"
+    save_safetensors(sd, args.out, metadata=metadata)
+    print(f"{args.out}: {cfg.model} at step {state['step']}, {args.dtype}{note}")
     return 0
 
 

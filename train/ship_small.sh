@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
-# The recipe of the shipped cotracker_fast_small weights, in three stages on a CPU:
+# The recipe of the shipped cotracker_fast_small weights, in four stages on a CPU:
 #   A. camera motion only (no objects, no augmentation): the model learns to read the correlation volume;
 #   B. layered scenes with moving objects, occlusion and the photometric augmentations, from A's weights;
 #   C. camera-only and layered clips mixed (0-3 objects, a moving camera in 90% of the clips), from B's weights,
 #      with validation clips of that mix every 100 steps (the best kept as best.pt).
-# Then the shipped file is chosen among A, B and C by average Jaccard on 40 validation clips of C's mix
-# (train/select_checkpoint.py; never the demo clip or a held-out set) and exported as fp16.
-# Each stage resumes from its own runs/<name>/last.pt when re-run. Extra arguments go to stage C.
+#   A-C feed the update transformer the official sin/cos flow features (model_overrides flow_embed_dim=64).
+#   F. C's weights converted to the variant's raw-flow input (train/drop_flow_sinusoids.py), then C's mix again.
+# The shipped file is chosen between the converted C and F's best by average Jaccard on 40 validation clips of the
+# mix (train/select_checkpoint.py; never the demo clip or a held-out set) and exported as fp16.
+# Each stage resumes from its own runs/<name>/last.pt when re-run. Extra arguments go to stage F.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-.venv/bin/python}
@@ -14,9 +16,11 @@ PY=${PYTHON:-.venv/bin/python}
 $PY train/train.py --config train/configs/ship_small_a_camera.json
 $PY train/export_weights.py runs/ship_small_a_camera/last.pt runs/ship_small_a_camera.safetensors --dtype float32
 $PY train/train.py --config train/configs/ship_small_b_scenes.json
-$PY train/export_weights.py runs/ship_small_b_scenes/last.pt runs/ship_small_b_scenes.safetensors  # fp16, as shipped before C
-$PY train/train.py --config train/configs/ship_small_c_mix.json "$@"
-$PY train/select_checkpoint.py --config train/configs/ship_small_c_mix.json --num-videos 40 \
-    runs/ship_small_a_camera.safetensors runs/ship_small_b_scenes.safetensors runs/ship_small_c_mix/best.pt \
-    --out benchmarks/results/select-ship_small.json
+$PY train/export_weights.py runs/ship_small_b_scenes/last.pt runs/ship_small_b_scenes.safetensors
+$PY train/train.py --config train/configs/ship_small_c_mix.json
+$PY train/drop_flow_sinusoids.py runs/ship_small_c_mix/best.pt runs/ship_small_c_rawflow.safetensors
+$PY train/train.py --config train/configs/ship_small_f_rawflow.json "$@"
+$PY train/select_checkpoint.py --config train/configs/ship_small_f_rawflow.json --num-videos 40 \
+    runs/ship_small_c_rawflow.safetensors runs/ship_small_f_rawflow/best.pt \
+    --out benchmarks/results/select-ship_small_f.json
 echo "export the winner: $PY train/export_weights.py <its .pt> cotracker_fast/assets/cotracker_fast_small.safetensors"
