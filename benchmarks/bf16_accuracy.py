@@ -110,7 +110,8 @@ def deviation(tracks: torch.Tensor, vis: torch.Tensor, ref_tracks: torch.Tensor,
     }
 
 
-def run(weights_list, variants, num_frames: int, num_points: int, iters: int) -> List[Dict[str, Any]]:
+def run(weights_list, variants, num_frames: int, num_points: int, iters: int, on_row=None) -> List[Dict[str, Any]]:
+    """Every (weights, variant) row; ``on_row(rows)`` is called after each one (to save partial results)."""
     video, queries = make_inputs(num_frames, num_points)
     rows = []
     native = precision.cpu_has_native_bf16()
@@ -146,6 +147,8 @@ def run(weights_list, variants, num_frames: int, num_points: int, iters: int) ->
                   f"visibility {100 * row['visibility_agreement']:.2f}%"
                   f" ({elapsed:.1f} s)", flush=True)
             rows.append(row)
+            if on_row is not None:
+                on_row(rows)
         p.dtype = torch.float32
     return rows
 
@@ -171,11 +174,10 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     if args.frames < 1 or args.points < 1:
         ap.error("--frames and --points must be >= 1")
-    rows = run(args.weights, args.variants, args.frames, args.points, args.iters)
-    if args.no_save:
-        return 0
     cpu = cpu_name()
-    out = {
+    slug = re.sub(r"[^a-z0-9]+", "-", cpu.lower()).strip("-") or "cpu"
+    path = RESULTS_DIR / f"bf16-accuracy-{slug}-{datetime.datetime.now().strftime('%Y-%m-%dT%H%M')}.json"
+    header = {
         "suite": "bf16-accuracy",
         "created": datetime.datetime.now().isoformat(timespec="seconds"),
         "cpu": cpu,
@@ -189,12 +191,16 @@ def main(argv=None) -> int:
                    "iters": args.iters, "support_grid": "official (6x6)", "backend": "auto",
                    "fp32_perturbed_noise_std": NOISE_STD},
         "bound": BOUND,
-        "results": rows,
     }
-    slug = re.sub(r"[^a-z0-9]+", "-", cpu.lower()).strip("-") or "cpu"
-    stamp = datetime.datetime.now().strftime("%Y-%m-%dT%H%M")
-    path = write_results(RESULTS_DIR / f"bf16-accuracy-{slug}-{stamp}.json", out)
-    print(f"results written to {path}")
+
+    def save(rows):  # after every row, atomically: an interrupted run keeps what it measured
+        if not args.no_save:
+            write_results(path, {**header, "complete": len(rows) == len(args.weights) * len(args.variants),
+                                 "results": rows})
+
+    run(args.weights, args.variants, args.frames, args.points, args.iters, on_row=save)
+    if not args.no_save:
+        print(f"results written to {path}")
     return 0
 
 

@@ -144,6 +144,8 @@ def render_bf16_accuracy_block(results_dir: Path = RESULTS_DIR) -> List[str]:
         emulated = ""
         if run.get("bf16_emulated"):
             emulated = " bf16 emulated (it rounds as native bf16 does)."
+        if run.get("complete") is False:
+            emulated += " The run was interrupted: only the rows below were measured."
         lines += [
             f"{cfg.get('clip', '?')}, {cfg.get('frames')} frames, {cfg.get('points')} points + the support grid, "
             f"{cfg.get('iters')} iterations; distances over every frame and point. The stated bound: mean <= "
