@@ -25,9 +25,9 @@ def test_registry_and_checkpoint_names():
     assert list_models() == ["cotracker_fast_small", "cotracker_stride_4_wind_12", "cotracker_stride_4_wind_8",
                              "cotracker_stride_8_wind_16"]
     small = get_config("cotracker_fast_small")
-    assert (small.hidden_size, small.time_depth, small.space_depth, small.model_resolution, small.pos_embed) == (
-        128, 2, 2, (384, 512), False)
-    assert sum(p.numel() for p in create_model("cotracker_fast_small").parameters()) == 3_515_491
+    assert (small.hidden_size, small.time_depth, small.space_depth, small.model_resolution, small.pos_embed,
+            small.flow_embed_dim) == (128, 2, 2, (384, 512), False, 0)
+    assert sum(p.numel() for p in create_model("cotracker_fast_small").parameters()) == 3_499_107
     cfg = get_config("cotracker_stride_8_wind_16")
     assert (cfg.stride, cfg.window_len, cfg.window_step) == (8, 16, 8)
     assert (cfg.corr_dim, cfg.flow_dim, cfg.input_dim, cfg.head_dim) == (196, 130, 456, 48)
