@@ -40,6 +40,7 @@ import torch
 
 from benchmarks._common import RESULTS_DIR, cpu_name, git_commit, write_results
 from cotracker_fast import precision
+from cotracker_fast.models.registry import SHIPPED_WEIGHTS
 
 VARIANTS = ("bf16", "bf16-encoder-fp32", "bf16-transformer-fp32", "fp32-perturbed")
 NOISE_STD = 0.01  # grey levels (0..255), the ``fp32-perturbed`` variant
@@ -153,6 +154,13 @@ def run(weights_list, variants, num_frames: int, num_points: int, iters: int, on
     return rows
 
 
+def _sha256(path) -> str:
+    import hashlib
+
+    with open(path, "rb") as f:
+        return hashlib.sha256(f.read()).hexdigest()
+
+
 @contextlib.contextmanager
 def _force_native_bf16() -> Iterator[None]:
     saved = precision.cpu_has_native_bf16
@@ -191,6 +199,7 @@ def main(argv=None) -> int:
                    "iters": args.iters, "support_grid": "official (6x6)", "backend": "auto",
                    "fp32_perturbed_noise_std": NOISE_STD},
         "bound": BOUND,
+        "shipped_weights_sha256": _sha256(SHIPPED_WEIGHTS) if "shipped" in args.weights else None,
     }
 
     def save(rows):  # after every row, atomically: an interrupted run keeps what it measured
