@@ -5,7 +5,7 @@ demo clip (the shipped photograph under a known similarity motion, T frames at 3
 bf16 variant, with the same weights and inputs; half the queries are at frame 0, half on random frames of the first
 half, at random positions. Reported per variant, over every frame and query: the distance between the bf16 and the
 float32 tracks in pixels of the video (mean, median, p99, max) and the fraction of equal visibility flags. The
-issue's bound for the shipped bf16 path is mean <= 0.1 px, p99 <= 1 px, visibility agreement >= 99%.
+stated bound of the bf16 path (README, docs/PERFORMANCE.md) is mean <= 0.1 px, p99 <= 1 px, visibility agreement >= 99%.
 
 Weights: ``shipped`` (the package's trained small model) and ``official`` (the official v1 architecture
 ``cotracker_stride_4_wind_8`` with seeded random weights: the official checkpoints cannot be downloaded here).
