@@ -185,6 +185,17 @@ def _error_text(err: BaseException, limit: int = 4000) -> str:
     return text[-limit:]
 
 
+def _record_case_error(st, base: dict, key: str, err: BaseException) -> None:
+    """Record a timed case that raised: out of GPU memory is a skip (the cache is emptied for the next case), anything
+    else a failure with its error. The caller drops the objects the case held first."""
+    if isinstance(err, torch.cuda.OutOfMemoryError):
+        torch.cuda.empty_cache()
+        st.add({**base, "key": key, "status": "skipped",
+                "reason": f"out of GPU memory ({str(err).splitlines()[0][:160]})"})
+    else:
+        st.add({**base, "key": key, "status": "failed", "error": _error_text(err)})
+
+
 def _sync(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
@@ -444,14 +455,9 @@ def stage_end_to_end(st: ChildStage) -> None:
                     "ms_per_frame": t / cfg["T"] * 1e3, "fps": cfg["T"] / t, "peak_mem_GB": peak,
                     "flops_estimate": est, "achieved_tflops": est / t / 1e12,
                     "speedup_vs_reference": ref_times[N] / t if N in ref_times else None})
-        except torch.cuda.OutOfMemoryError as err:
-            predictors.clear()
-            torch.cuda.empty_cache()
-            st.add({**base, "key": key, "status": "skipped",
-                    "reason": f"out of GPU memory ({str(err).splitlines()[0][:160]})"})
         except Exception as err:
             predictors.clear()
-            st.add({**base, "key": key, "status": "failed", "error": _error_text(err)})
+            _record_case_error(st, base, key, err)
     predictors.clear()
     _end_to_end_v3(st, cfg)
 
@@ -519,14 +525,9 @@ def _end_to_end_v3(st: ChildStage, cfg: dict) -> None:
                         "ms_per_frame": t / cfg["T"] * 1e3, "fps": cfg["T"] / t,
                         "peak_mem_GB": torch.cuda.max_memory_allocated(st.device) / 1e9 if st.cuda else None,
                         "flops_estimate": est, "achieved_tflops": est / t / 1e12, "speedup_vs_reference": None})
-            except torch.cuda.OutOfMemoryError as err:
-                p = None
-                torch.cuda.empty_cache()
-                st.add({**base, "key": key, "status": "skipped",
-                        "reason": f"out of GPU memory ({str(err).splitlines()[0][:160]})"})
             except Exception as err:
                 p = None
-                st.add({**base, "key": key, "status": "failed", "error": _error_text(err)})
+                _record_case_error(st, base, key, err)
 
 
 def corr_bytes(cfg: dict, N: int, dtype: torch.dtype, backward: bool) -> float:
@@ -747,14 +748,9 @@ def stage_speed(st: ChildStage) -> None:
                         "rounds": cfg["rounds"], "time_s_median": t, "ms_per_frame": t / cfg["T"] * 1e3,
                         "flops_estimate": est,
                         "peak_mem_GB": torch.cuda.max_memory_allocated(st.device) / 1e9 if st.cuda else None})
-            except torch.cuda.OutOfMemoryError as err:
-                runner = None
-                torch.cuda.empty_cache()
-                st.add({**base, "key": key, "status": "skipped",
-                        "reason": f"out of GPU memory ({str(err).splitlines()[0][:160]})"})
             except Exception as err:
                 runner = None
-                st.add({**base, "key": key, "status": "failed", "error": _error_text(err)})
+                _record_case_error(st, base, key, err)
         del runner
 
 
