@@ -126,50 +126,45 @@ def evaluate(
     if dataset not in DATASETS:
         raise ValueError(f"unknown dataset {dataset!r}; expected one of {DATASETS}")
     with distributed_session(device) as (rank, world, _):  # on CUDA, "cuda" is then each rank's own GPU
-        return _evaluate(dataset, root, checkpoint, model_name, single_point, iters, batch_size, resolution, device,
-                         max_videos, max_frames, out_dir, dataset_kwargs, rank, world)
-
-
-def _evaluate(dataset, root, checkpoint, model_name, single_point, iters, batch_size, resolution, device, max_videos,
-              max_frames, out_dir, dataset_kwargs, rank, world) -> Dict:
-    model, name = build_model(checkpoint, model_name, None)
-    model = model.to(device).eval()
-    resolution = tuple(resolution or model.config.model_resolution)  # (384, 512) for the official variants
-    local: List[Tuple[str, Dict[str, float]]] = []
-    start = time.time()
-    samples = open_dataset(dataset, root, **(dataset_kwargs or {}))
-    for i, sample in enumerate(tqdm(samples, desc=f"evaluate {dataset} (rank {rank})", unit="video", disable=None)):
-        if max_videos is not None and i >= max_videos:
-            break
-        if i % world != rank:
-            continue
-        sample = _truncate(sample, max_frames)
-        if len(sample.query_frames) == 0:
-            continue
-        local.append((sample.name, evaluate_sample(model, sample, dataset, single_point=single_point, iters=iters,
-                                                   batch_size=batch_size, resolution=resolution, device=device)))
-    gathered = [local]
-    if world > 1:
-        gathered = [None] * world
-        dist.all_gather_object(gathered, local)
-    per_video = {n: m for part in gathered for n, m in part}
-    result = {
-        "dataset": dataset,
-        "model": name,
-        "checkpoint": checkpoint,
-        "protocol": "single_point" if single_point else "multi_point",
-        "resolution": list(resolution),
-        "num_videos": len(per_video),
-        "world_size": world,
-        "time_s": time.time() - start,
-        "average": average_metrics(list(per_video.values())) if per_video else {},
-        "per_video": per_video,
-    }
-    if rank == 0 and out_dir is not None:
-        os.makedirs(out_dir, exist_ok=True)
-        _atomic_write(os.path.join(out_dir, f"result_eval_{dataset}.json"), json.dumps(result, indent=1, default=float))
-        _atomic_write(os.path.join(out_dir, f"result_eval_{dataset}.md"), markdown_table(result))
-    return result
+        model, name = build_model(checkpoint, model_name, None)
+        model = model.to(device).eval()
+        resolution = tuple(resolution or model.config.model_resolution)  # (384, 512) for the official variants
+        local: List[Tuple[str, Dict[str, float]]] = []
+        start = time.time()
+        samples = open_dataset(dataset, root, **(dataset_kwargs or {}))
+        for i, sample in enumerate(tqdm(samples, desc=f"evaluate {dataset} (rank {rank})", unit="video", disable=None)):
+            if max_videos is not None and i >= max_videos:
+                break
+            if i % world != rank:
+                continue
+            sample = _truncate(sample, max_frames)
+            if len(sample.query_frames) == 0:
+                continue
+            local.append((sample.name, evaluate_sample(model, sample, dataset, single_point=single_point, iters=iters,
+                                                       batch_size=batch_size, resolution=resolution, device=device)))
+        gathered = [local]
+        if world > 1:
+            gathered = [None] * world
+            dist.all_gather_object(gathered, local)
+        per_video = {n: m for part in gathered for n, m in part}
+        result = {
+            "dataset": dataset,
+            "model": name,
+            "checkpoint": checkpoint,
+            "protocol": "single_point" if single_point else "multi_point",
+            "resolution": list(resolution),
+            "num_videos": len(per_video),
+            "world_size": world,
+            "time_s": time.time() - start,
+            "average": average_metrics(list(per_video.values())) if per_video else {},
+            "per_video": per_video,
+        }
+        if rank == 0 and out_dir is not None:
+            os.makedirs(out_dir, exist_ok=True)
+            _atomic_write(os.path.join(out_dir, f"result_eval_{dataset}.json"),
+                          json.dumps(result, indent=1, default=float))
+            _atomic_write(os.path.join(out_dir, f"result_eval_{dataset}.md"), markdown_table(result))
+        return result
 
 
 def markdown_table(result: Dict) -> str:
