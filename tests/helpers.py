@@ -108,3 +108,38 @@ def smooth_video(T, seed=0, hw=(64, 96)):
     g = torch.Generator().manual_seed(seed)
     small = torch.rand(T, 3, 8, 12, generator=g)
     return (torch.nn.functional.interpolate(small, hw, mode="bilinear", align_corners=False) * 255)[None]
+
+
+def spy_compile_window(monkeypatch, model_cls):
+    """Swap ``model_cls.compile_window`` for one that records ``(bucket, mode)`` and compiles with aot_eager (inductor
+    on a CPU would spend the test compiling). Returns the list of recorded calls."""
+    calls = []
+    real = model_cls.compile_window
+
+    def fake(self, bucket=64, **kw):
+        calls.append((bucket, kw.get("mode")))
+        real(self, bucket=bucket, backend="aot_eager", dynamic=False)
+
+    monkeypatch.setattr(model_cls, "compile_window", fake)
+    return calls
+
+
+def eager_and_compiled_tracks(eager, compiled, video, queries, online: bool):
+    """The tracks of an eager and a ``compile=True`` predictor on the same input: one call each (the compiled one
+    twice, so a second call must reuse the graph), or ``start`` / ``step`` / ``finish`` for online predictors.
+    Resets dynamo before and after, and uncompiles ``compiled``'s model."""
+    torch._dynamo.reset()
+    try:
+        if online:
+            outs = []
+            for p in (eager, compiled):
+                p.start(video.shape[-2:], queries)
+                p.step(video)
+                outs.append(p.finish()[0])
+            return outs[0], outs[1]
+        a, b = eager(video, queries)[0], compiled(video, queries)[0]
+        compiled(video, queries)
+        return a, b
+    finally:
+        compiled.model.uncompile_window()
+        torch._dynamo.reset()

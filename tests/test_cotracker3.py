@@ -20,7 +20,7 @@ from cotracker_fast.models.checkpoint import CheckpointError
 from cotracker_fast.models.cotracker3 import CoTracker3Offline, CoTracker3Online, time_table
 from cotracker_fast.online import CoTrackerOnlinePredictor
 from cotracker_fast.predictor import CoTrackerPredictor
-from helpers import state_dict_checksum
+from helpers import eager_and_compiled_tracks, spy_compile_window, state_dict_checksum
 from helpers_v3 import official_v3_key_shapes, synthetic_v3_state_dict, v3_time_table
 
 GOLDEN = np.load(os.path.join(os.path.dirname(__file__), "data", "official_v3_golden.npz"))
@@ -456,35 +456,13 @@ def test_predictor_compile_option(v3_files, monkeypatch, online):
     aot_eager to keep the test fast) and gives the eager predictor's tracks."""
     from cotracker_fast.models.cotracker3 import CoTracker3Base
 
-    calls = []
-    real = CoTracker3Base.compile_window
-
-    def fake(self, bucket=64, **kw):
-        calls.append((bucket, kw.get("mode")))
-        real(self, bucket=bucket, backend="aot_eager", dynamic=False)
-
-    monkeypatch.setattr(CoTracker3Base, "compile_window", fake)
+    calls = spy_compile_window(monkeypatch, CoTracker3Base)
     cls = CoTrackerOnlinePredictor if online else CoTrackerPredictor
     path = v3_files["online" if online else "offline"]
     eager, comp = cls(path), cls(path, compile=True, compile_bucket=16)
-    video, queries = _clip(9, 2)
     for p in (eager, comp):
         p.interp_shape, p.iters = (32, 48), 1
-    torch._dynamo.reset()
-    try:
-        if online:
-            outs = []
-            for p in (eager, comp):
-                p.start(video.shape[-2:], queries)
-                p.step(video)
-                outs.append(p.finish()[0])
-            a, b = outs
-        else:
-            a, b = eager(video, queries)[0], comp(video, queries)[0]
-            comp(video, queries)
-    finally:
-        comp.model.uncompile_window()
-        torch._dynamo.reset()
+    a, b = eager_and_compiled_tracks(eager, comp, *_clip(9, 2), online)
     assert calls == [(16, "default")]
     torch.testing.assert_close(a, b, atol=1e-4, rtol=0)
 

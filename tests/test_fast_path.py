@@ -7,7 +7,7 @@ from cotracker_fast import ops
 from cotracker_fast.models.cotracker import SlidingWindowTracker, mask_vis_channels
 from cotracker_fast.models.registry import create_model
 
-from helpers import smooth_video, tame_random_weights_
+from helpers import eager_and_compiled_tracks, smooth_video, spy_compile_window, tame_random_weights_
 
 
 @pytest.fixture(scope="module")
@@ -133,35 +133,12 @@ def test_predictor_compile_option(make_predictor, monkeypatch, online):
     from cotracker_fast.models.cotracker import CoTracker
     from cotracker_fast.online import CoTrackerOnlinePredictor
 
-    calls = []
-    real = CoTracker.compile_window
-
-    def fake(self, bucket=64, **kw):
-        calls.append((bucket, kw.get("mode")))
-        real(self, bucket=bucket, backend="aot_eager", dynamic=False)
-
-    monkeypatch.setattr(CoTracker, "compile_window", fake)
+    calls = spy_compile_window(monkeypatch, CoTracker)
     cls = CoTrackerOnlinePredictor if online else None
     eager, comp = make_predictor(cls), make_predictor(cls, compile=True, compile_bucket=16)
     for p in (eager, comp):
         tame_random_weights_(p.model)
-    video = _video(T=10)
-    q = QUERIES.clone()
-    torch._dynamo.reset()
-    try:
-        if online:
-            outs = []
-            for p in (eager, comp):
-                p.start(video.shape[-2:], q)
-                p.step(video)
-                outs.append(p.finish()[0])
-            a, b = outs
-        else:
-            a, b = eager(video, q)[0], comp(video, q)[0]
-            comp(video, q)
-    finally:
-        comp.model.uncompile_window()
-        torch._dynamo.reset()
+    a, b = eager_and_compiled_tracks(eager, comp, _video(T=10), QUERIES.clone(), online)
     assert calls == [(16, "default")]
     torch.testing.assert_close(a, b, atol=1e-4, rtol=0)  # float-order bound, as above (measured: identical)
 
