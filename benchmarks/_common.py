@@ -40,15 +40,20 @@ def git_commit() -> Dict[str, Any]:
 
 
 @functools.lru_cache(maxsize=None)
+@functools.lru_cache(maxsize=None)
 def cpu_name() -> str:
-    """The CPU's brand string (py-cpuinfo, a pytest-benchmark dependency), else ``platform.processor()``."""
+    """The CPU's brand string (py-cpuinfo, a pytest-benchmark dependency), else ``platform.processor()``, with its
+    family and model numbers when known: cloud CPUs report bare brands ("AMD EPYC") that hide their generation."""
     try:
         import cpuinfo
 
-        name = cpuinfo.get_cpu_info().get("brand_raw")
+        info = cpuinfo.get_cpu_info()
     except Exception:
-        name = None
-    return name or platform.processor() or "unknown CPU"
+        info = {}
+    name = info.get("brand_raw") or platform.processor() or "unknown CPU"
+    if info.get("family") is not None and info.get("model") is not None:
+        name += f" (family {info['family']}, model {info['model']})"
+    return name
 
 
 @functools.lru_cache(maxsize=None)

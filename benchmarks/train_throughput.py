@@ -10,7 +10,9 @@ Recipes:
   the local correlation op;
 * ``after``: ``train/configs/ship_small_crops_stage2.json`` (12 frames of 96x128 crops, 256 tracks, augmentations
   scaled to the crop, the 128-wide 2+2-block model without position embedding, the dense correlation op, which is
-  faster on small feature maps), started from a fresh initialisation here (the weights do not change the speed).
+  faster on small feature maps), started from a fresh initialisation here (the weights do not change the speed);
+* ``shipped``: ``train/configs/ship_small_f_rawflow.json``, the last stage of the shipped weights (12 frames of
+  96x128, 128 tracks, the raw-flow small model), also from a fresh initialisation.
 
 Each case builds the model, renders ``warmup + steps`` clips first (the data time is reported separately: in
 training a worker process renders them), runs ``warmup`` untimed steps (oneDNN primitive creation), then times
@@ -49,7 +51,10 @@ def recipe(name: str) -> TrainConfig:
     if name == "after":
         return TrainConfig.from_json(os.path.join(ROOT, "train", "configs", "ship_small_crops_stage2.json"),
                                      num_workers=0, init_weights=None)
-    raise ValueError(f"recipe must be 'before' or 'after', got {name!r}")
+    if name == "shipped":
+        return TrainConfig.from_json(os.path.join(ROOT, "train", "configs", "ship_small_f_rawflow.json"),
+                                     num_workers=0, init_weights=None)
+    raise ValueError(f"recipe must be 'before', 'after' or 'shipped', got {name!r}")
 
 
 def cpu_flags() -> List[str]:
@@ -103,7 +108,7 @@ def measure(cfg: TrainConfig, amp: str, warmup: int, steps: int) -> Dict[str, An
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--recipe", nargs="+", default=["before", "after"], choices=["before", "after"])
+    p.add_argument("--recipe", nargs="+", default=["before", "after"], choices=["before", "after", "shipped"])
     p.add_argument("--steps", type=int, default=4, help="timed fp32 steps per recipe")
     p.add_argument("--bf16-steps", type=int, default=1, help="timed bf16 steps per recipe (0: skip bf16)")
     p.add_argument("--warmup", type=int, default=1, help="untimed fp32 steps first")

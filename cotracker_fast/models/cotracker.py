@@ -356,11 +356,16 @@ class WindowOutput:
         """Write into ``traj`` ``(B, T, N, 2)`` / ``vis`` ``(B, T, N)`` whose frame 0 is frame ``offset``."""
         lo = self.start - offset
         t_sl, v_sl = traj[:, lo : lo + self.length], vis[:, lo : lo + self.length]
-        keep = self.valid[:, None, :]
-        new_t = torch.where(keep[..., None], self.tracks, _gather_tracks(t_sl, self.index, 2))
-        new_v = torch.where(keep, self.vis_logits, _gather_tracks(v_sl, self.index, 2))
-        _scatter_tracks(t_sl, self.index, new_t.to(traj.dtype), 2)
-        _scatter_tracks(v_sl, self.index, new_v.to(vis.dtype), 2)
+        # The window's values scattered onto the full track axis, then selected where this window predicted. The
+        # old values are only read by `where` (whose backward keeps the condition, not them): gathering them from
+        # the slice that is then overwritten would make autograd save that slice and close a reference cycle
+        # (slice -> its base's graph -> the gather's saved slice) that keeps every step's graph alive in training.
+        written = torch.zeros(traj.shape[0], traj.shape[2], dtype=torch.bool, device=traj.device)
+        written = written.scatter(1, self.index, self.valid)[:, None]  # (B, 1, N)
+        new_t = _scattered(torch.zeros_like(t_sl), self.index, self.tracks.to(traj.dtype), 2)
+        new_v = _scattered(torch.zeros_like(v_sl), self.index, self.vis_logits.to(vis.dtype), 2)
+        t_sl.copy_(torch.where(written[..., None], new_t, t_sl))
+        v_sl.copy_(torch.where(written, new_v, v_sl))
 
 
 @dataclass
