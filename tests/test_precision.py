@@ -5,6 +5,7 @@ import warnings
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 from cotracker_fast import precision
 from cotracker_fast.models.registry import create_model
@@ -91,3 +92,28 @@ def test_coordinates_and_visibility_stay_float32_under_autocast():
         preds, vis = model.forward_window(fmaps, coords, torch.randn(B, 3, model.config.latent_dim),
                                           torch.zeros(B, S, 3), torch.ones(B, S, 3), iters=2)
     assert all(p.dtype == torch.float32 for p in preds) and vis.dtype == torch.float32
+
+
+@pytest.mark.parametrize("relu", [True, False])
+def test_encoder_norm_keeps_channels_last_bf16_and_the_official_float32(relu):
+    """The encoder's instance norm: float32 inputs go through the module (bit-identical); bf16 channels-last inputs
+    take the channels-last group-norm form, which stays channels-last and is within one bf16 rounding of the exact
+    normalisation (statistics accumulated in float32)."""
+    import torch.nn as nn
+
+    from cotracker_fast.models.encoder import norm_act
+
+    norm = nn.InstanceNorm2d(5)
+    g = torch.Generator().manual_seed(0)
+    x = (torch.randn(2, 5, 13, 7, generator=g) * 3 + 1).contiguous(memory_format=torch.channels_last)
+    exact = F.instance_norm(x.double())
+    exact = exact.relu() if relu else exact
+    assert torch.equal(norm_act(norm, x.clone(), relu), F.relu(norm(x)) if relu else norm(x))
+    xb = x.to(torch.bfloat16)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        y = norm_act(norm, xb, relu)
+    assert y.dtype == torch.bfloat16 and y.is_contiguous(memory_format=torch.channels_last)
+    want = F.instance_norm(xb.double())  # the same bf16 inputs, exact arithmetic
+    want = want.relu() if relu else want
+    # one rounding to bf16 (relative 2^-8) of values up to ~4 in magnitude
+    assert torch.allclose(y.double(), want, rtol=2**-8, atol=1e-6)
