@@ -34,7 +34,8 @@ def _run_table(run: dict) -> List[str]:
         f"`{str(run.get('commit', '?'))[:10]}`{' (uncommitted changes)' if run.get('dirty') else ''}, "
         f"{run.get('created', '?')}. T = {cfg.get('T')} frames at {cfg.get('H')}x{cfg.get('W')}, "
         f"{cfg.get('iters')} iterations, official v1 architecture (CoTracker3 rows: its official architecture; "
-        "the ratios compare with v1's reference and fast path on the same inputs).",
+        "the ratios compare with v1's reference and fast path on the same inputs, a bf16 row's last ratio with its "
+        "own model's fp32 row).",
         "",
         "| N | method | s | ms per frame | vs reference | vs fp32 fast path |",
         "|---|---|---|---|---|---|",
@@ -46,8 +47,10 @@ def _run_table(run: dict) -> List[str]:
     for n in sorted(by_n):
         rows = by_n[n]
         ref = rows.get("reference", {}).get("time_s")
-        fast = rows.get("fast-fp32", {}).get("time_s")
         for key in labels:
+            # a bf16 row compares with the same model's fp32 row; the rest with v1's fp32 fast path
+            fp32_key = key[: -len("bf16")] + "fp32" if key.endswith("bf16") else "fast-fp32"
+            fast = rows.get(fp32_key, {}).get("time_s")
             r = rows.get(key)
             if r is None:
                 continue

@@ -8,7 +8,9 @@ every method. Methods:
 * ``reference``: ``backend="reference"`` in fp32 (the official maths: dense correlation, explicit attention);
 * ``fast-fp32``: ``backend="auto"`` in fp32 (the Python API's default);
 * ``fast-bf16``: ``backend="auto"`` with ``dtype=torch.bfloat16``; on a CPU without native bf16 the predictor runs
-  float32 instead, so the case is skipped with that reason rather than timed twice.
+  float32 instead, so the case is skipped with that reason rather than timed twice;
+* ``v3-offline-fp32``, ``v3-online-fp32``, ``v3-online-bf16``: CoTracker3's predictors (the online one through the
+  official streaming protocol), the bf16 case skipped like ``fast-bf16``.
 
 One timed round per case after one warm-up call with 8 points per method. ``make bench`` runs it on machines without
 CUDA; with ``COTRACKER_BENCH_SAVE=1`` the records go to ``benchmarks/results/cpu-e2e-<cpu>-<date>T<time>.json`` with
@@ -46,6 +48,8 @@ METHODS = {
                             model="cotracker3_offline"),
     "v3-online-fp32": dict(label="CoTracker3 online (streamed), fp32", backend="auto", dtype=torch.float32,
                            model="cotracker3_online"),
+    "v3-online-bf16": dict(label="CoTracker3 online (streamed), bf16 autocast", backend="auto",
+                           dtype=torch.bfloat16, model="cotracker3_online"),
 }
 RECORDS: List[Dict[str, Any]] = []
 

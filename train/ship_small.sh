@@ -6,8 +6,10 @@
 #      with validation clips of that mix every 100 steps (the best kept as best.pt).
 #   A-C feed the update transformer the official sin/cos flow features (model_overrides flow_embed_dim=64).
 #   F. C's weights converted to the variant's raw-flow input (train/drop_flow_sinusoids.py), then C's mix again.
-# The shipped file is chosen between the converted C and F's best by average Jaccard on 40 validation clips of the
-# mix (train/select_checkpoint.py; never the demo clip or a held-out set) and exported as fp16.
+#   G. From F's chosen weights, C's mix under bf16 autocast (fast on CPUs with native bf16): 500 steps of a
+#      7000-step schedule (ship_small_g_warm; the run was cut there to fit a session), then a 3600-step schedule.
+# Each choice (F's file, then G's) is made by average Jaccard on 40 validation clips of the mix
+# (train/select_checkpoint.py; never the demo clip or a held-out set); the winner is exported as fp16.
 # Each stage resumes from its own runs/<name>/last.pt when re-run. Extra arguments go to stage F.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -23,4 +25,11 @@ $PY train/train.py --config train/configs/ship_small_f_rawflow.json "$@"
 $PY train/select_checkpoint.py --config train/configs/ship_small_f_rawflow.json --num-videos 40 \
     runs/ship_small_c_rawflow.safetensors runs/ship_small_f_rawflow/best.pt \
     --out benchmarks/results/select-ship_small_f.json
+$PY train/export_weights.py runs/ship_small_f_rawflow/best.pt runs/ship_small_f.safetensors  # step 900, the fp16 file shipped before G
+$PY train/train.py --config train/configs/ship_small_g_warm.json
+$PY train/export_weights.py runs/ship_small_g_long/last.pt runs/ship_small_g_warm.safetensors --dtype float32
+$PY train/train.py --config train/configs/ship_small_g.json
+$PY train/select_checkpoint.py --config train/configs/ship_small_g.json --num-videos 40 \
+    runs/ship_small_f.safetensors runs/ship_small_g/step_0001200.pt runs/ship_small_g/step_0002400.pt \
+    runs/ship_small_g/best.pt runs/ship_small_g/last.pt --out benchmarks/results/select-ship_small_g.json
 echo "export the winner: $PY train/export_weights.py <its .pt> cotracker_fast/assets/cotracker_fast_small.safetensors"

@@ -127,11 +127,11 @@ class CoTracker(nn.Module):
         """
         cfg = self.config
         B, S, N, _ = coords.shape
-        # Channels-last storage (same logical shape): the correlation op's per-cell feature rows become views, not a
-        # transposed copy of every level at every iteration.
         # On a CPU the correlation op computes in float32: bf16 maps are converted once here, not at every iteration.
         if fmaps.device.type == "cpu" and fmaps.dtype in (torch.bfloat16, torch.float16):
             fmaps = fmaps.float()
+        # Channels-last storage (same logical shape): the correlation op's per-cell feature rows become views, not a
+        # transposed copy of every level at every iteration.
         pyramid = [p.permute(0, 1, 3, 4, 2).contiguous().permute(0, 1, 4, 2, 3) for p in
                    ops.build_pyramid(fmaps, cfg.corr_levels)]
         ffeats = feat_init[:, None].expand(B, S, N, cfg.latent_dim)
