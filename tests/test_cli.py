@@ -45,8 +45,9 @@ def test_cli_equals_offline_predictor(tmp_path, clip, small_resolution):
     qfile.write_text("t,x,y\n0,10,12\n9,40.5,30\n4,50,8\n")
     out = tmp_path / "tracks.npz"
     viz = tmp_path / "overlay.mp4"
+    # --dtype fp32: the predictor's own default (the CLI's auto is bf16 on CPUs with native bf16)
     rc = cli.main(["track", video_path, "--checkpoint", ckpt, "--queries", str(qfile), "--backward",
-                   "--device", "cpu", "--out", str(out), "--viz", str(viz)])
+                   "--device", "cpu", "--dtype", "fp32", "--out", str(out), "--viz", str(viz)])
     assert rc == 0
     res = load_tracks(str(out))
     frames = torch.from_numpy(read_video(video_path)).permute(0, 3, 1, 2)[None].float()
@@ -209,7 +210,7 @@ def test_cli_cotracker3_online_streams_like_the_official_protocol(tmp_path, clip
     qfile.write_text("t,x,y\n0,10,12\n9,40.5,30\n4,50,8\n")
     out = tmp_path / "tracks.npz"
     rc = cli.main(["track", video_path, "--checkpoint", online_ckpt, "--queries", str(qfile), "--device", "cpu",
-                   "--out", str(out)])
+                   "--dtype", "fp32", "--out", str(out)])
     assert rc == 0
     res = load_tracks(str(out))
     frames = torch.from_numpy(read_video(video_path)).permute(0, 3, 1, 2)[None].float()
@@ -226,7 +227,8 @@ def test_cli_cotracker3_offline_equals_the_predictor(tmp_path, clip, v3_checkpoi
     _, offline_ckpt = v3_checkpoints
     out = tmp_path / "tracks.npz"
     rc = cli.main(["track", video_path, "--checkpoint", offline_ckpt, "--model", "cotracker3_offline",
-                   "--grid-size", "3", "--grid-query-frame", "5", "--backward", "--device", "cpu", "--out", str(out)])
+                   "--grid-size", "3", "--grid-query-frame", "5", "--backward", "--device", "cpu", "--dtype", "fp32",
+                   "--out", str(out)])
     assert rc == 0
     res = load_tracks(str(out))
     frames = torch.from_numpy(read_video(video_path)).permute(0, 3, 1, 2)[None].float()
