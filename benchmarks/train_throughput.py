@@ -11,8 +11,9 @@ Recipes:
 * ``after``: ``train/configs/ship_small_crops_stage2.json`` (12 frames of 96x128 crops, 256 tracks, augmentations
   scaled to the crop, the 128-wide 2+2-block model without position embedding, the dense correlation op, which is
   faster on small feature maps), started from a fresh initialisation here (the weights do not change the speed);
-* ``shipped``: ``train/configs/ship_small_f_rawflow.json``, the last stage of the shipped weights (12 frames of
-  96x128, 128 tracks, the raw-flow small model), also from a fresh initialisation.
+* ``shipped``: ``train/configs/ship_small_f_rawflow.json``, the clips and model of the shipped weights' last stages
+  (F, and G, which differs only in its start, schedule and bf16 autocast: 12 frames of 96x128, 128 tracks, the
+  raw-flow small model), also from a fresh initialisation.
 
 Each case builds the model, renders ``warmup + steps`` clips first (the data time is reported separately: in
 training a worker process renders them), runs ``warmup`` untimed steps (oneDNN primitive creation), then times
