@@ -9,9 +9,12 @@ import torch
 
 from cotracker_fast import ops
 from cotracker_fast import ops as ref
+from cotracker_fast.ops import _cpu_ext
 
 CORR_IMPLS = {"dense (official-equivalent)": ref.corr_sample_reference, "local": ref.corr_sample_torch}
 ATTN_IMPLS = {"math": ref.attention_reference, "sdpa": ref.attention_sdpa}
+needs_cpu_ext = pytest.mark.skipif(_cpu_ext.cpu_extension_error() is not None,
+                                   reason=str(_cpu_ext.cpu_extension_error()))
 
 
 def _corr_inputs(device, B, S, N, H, W, C=128, levels=4, dtype=torch.float32):
@@ -55,6 +58,38 @@ def test_attention_cpu(benchmark, impl, shape):
     benchmark.group = f"attention cpu batch={batch} L={L}"
     qkv = torch.randn(batch, L, 3, 8, 48)
     _run(benchmark, ATTN_IMPLS[impl], (qkv,), "cpu")
+
+
+def _channels_last(pyramid):
+    return [p.permute(0, 1, 3, 4, 2).contiguous().permute(0, 1, 4, 2, 3) for p in pyramid]
+
+
+@needs_cpu_ext
+@pytest.mark.parametrize("impl", ["local", "cpu kernel"])
+@pytest.mark.parametrize("N", [256, 1060])
+def test_corr_sample_cpu_kernel(benchmark, impl, N):
+    """CPU, the model's window at 384x512: S = 8, 96x128 level-0 maps stored channels-last (as the model keeps its
+    pyramid), 4 levels, radius 3, C = 128; N = 1060 is 1024 queries plus the 6x6 support grid."""
+    benchmark.group = f"corr_sample cpu channels-last N={N} 96x128"
+    pyr, feats, coords = _corr_inputs("cpu", 1, 8, N, 96, 128)
+    fn = ref.corr_sample_cpu if impl == "cpu kernel" else ref.corr_sample_torch
+    _run(benchmark, fn, (_channels_last(pyr), feats, coords, 3), "cpu")
+
+
+@needs_cpu_ext
+@pytest.mark.skipif(not _cpu_ext.cpu_bf16_attention_supported(), reason="this CPU lacks AVX512-BF16")
+@pytest.mark.parametrize("impl", ["sdpa fp32", "sdpa bf16", "cpu kernel bf16"])
+@pytest.mark.parametrize("shape", [(1060, 8), (8, 1060)], ids=["time", "space"])
+def test_attention_cpu_kernel(benchmark, impl, shape):
+    """CPU, UpdateFormer shapes of the N = 1024 window (1060 tracks with the support grid, S = 8, 8 heads of 48):
+    SDPA in fp32 and bf16 against the AVX512-BF16 kernel."""
+    batch, L = shape
+    benchmark.group = f"attention cpu bf16 batch={batch} L={L}"
+    qkv = torch.randn(batch, L, 3, 8, 48)
+    if impl == "cpu kernel bf16":
+        _run(benchmark, ref.attention_cpu, (qkv.bfloat16(),), "cpu")
+    else:
+        _run(benchmark, ref.attention_sdpa, (qkv if impl == "sdpa fp32" else qkv.bfloat16(),), "cpu")
 
 
 @pytest.mark.gpu

@@ -29,8 +29,26 @@ class Attention(nn.Module):
         return self.proj(ops.attention(qkv, key_mask, backend=self.backend, check_mask=False))
 
 
+def _cpu_bf16_fused_linear_gelu(x: Tensor, layer: nn.Linear) -> bool:
+    """True when ``gelu_tanh(layer(x))`` can run as one oneDNN bf16 matmul with a GELU epilogue: CPU inference
+    under bf16 autocast (the fused op has no autograd formula here)."""
+    return (
+        x.device.type == "cpu"
+        and torch.is_autocast_enabled("cpu")
+        and torch.get_autocast_dtype("cpu") == torch.bfloat16
+        and not (torch.is_grad_enabled() and (x.requires_grad or layer.weight.requires_grad))
+        and layer.bias is not None
+        and torch.backends.mkldnn.is_available()
+        and hasattr(torch.ops.mkldnn, "_linear_pointwise")
+    )
+
+
 class Mlp(nn.Module):
-    """``fc2(gelu_tanh(fc1(x)))``: the transformer MLP (keys ``mlp.fc1`` / ``mlp.fc2``)."""
+    """``fc2(gelu_tanh(fc1(x)))``: the transformer MLP (keys ``mlp.fc1`` / ``mlp.fc2``).
+
+    For CPU inference under bf16 autocast, ``fc1`` and the GELU run as one oneDNN matmul whose epilogue applies the
+    GELU to the fp32 accumulator before the single rounding to bf16 (the unfused path rounds twice and reads and
+    writes the hidden activations once more). Elsewhere, the modules as written."""
 
     def __init__(self, dim: int, hidden: int):
         super().__init__()
@@ -39,6 +57,12 @@ class Mlp(nn.Module):
         self.fc2 = nn.Linear(hidden, dim)
 
     def forward(self, x: Tensor) -> Tensor:
+        if _cpu_bf16_fused_linear_gelu(x, self.fc1):
+            bf16 = torch.bfloat16
+            h = torch.ops.mkldnn._linear_pointwise(
+                x.to(bf16), self.fc1.weight.to(bf16), self.fc1.bias.to(bf16), "gelu", [], "tanh"
+            )
+            return self.fc2(h)
         return self.fc2(self.act(self.fc1(x)))
 
 

@@ -17,19 +17,22 @@ from .backend import (
     register_backend,
     resolve,
 )
-from .op_attention import attention, attention_reference, attention_sdpa
+from . import _cpu_ext
+from .op_attention import attention, attention_cpu, attention_reference, attention_sdpa
 from .op_corr4d import corr4d, corr4d_reference
-from .op_corr_sample import build_pyramid, corr_sample, corr_sample_reference, corr_sample_torch
+from .op_corr_sample import build_pyramid, corr_sample, corr_sample_cpu, corr_sample_reference, corr_sample_torch
 
 __all__ = [
     "corr_sample",
     "corr_sample_reference",
     "corr_sample_torch",
+    "corr_sample_cpu",
     "corr4d",
     "corr4d_reference",
     "attention",
     "attention_reference",
     "attention_sdpa",
+    "attention_cpu",
     "build_pyramid",
     "bilinear_sample_border",
     "resolve",

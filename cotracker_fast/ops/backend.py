@@ -14,9 +14,12 @@ ones import their kernels on first use):
 op             name                                            what
 =============  ==============================================  =========================================
 corr_sample    ``reference``                                   dense correlation volume (official maths)
+corr_sample    ``cpu``                                         fused C++ kernel (``cotracker_fast._cpu``), CPU
 corr_sample    ``torch``                                       local gather + dot products, O(N) memory
 corr_sample    ``triton``                                      fused Triton kernel, explicit only (for now)
 attention      ``reference``                                   explicit softmax(q k^T) v
+attention      ``cpu``                                         AVX512-BF16 kernel (``cotracker_fast._cpu``),
+                                                               bfloat16 on CPUs that have the instructions
 attention      ``torch``                                       ``F.scaled_dot_product_attention``
 attention      ``cuda``                                        CUDA kernels of ``cotracker_fast._C``,
                                                                explicit only (for now)
@@ -26,7 +29,9 @@ attention      ``cuda``                                        CUDA kernels of `
 ``"auto"`` or ``None`` means the automatic choice. The preset ``"fast"`` names the GPU kernels of every op
 (``{"corr_sample": "triton", "attention": "cuda"}``); it raises where they cannot run.
 
-The automatic choice keeps to the PyTorch implementations (local correlation, SDPA) until the Triton and CUDA kernels
+On the CPU the automatic choice takes the C++ kernels of ``cotracker_fast._cpu`` where they are built and can run
+(fused correlation; bf16 attention with AVX512-BF16), else the PyTorch implementations. On GPUs it keeps to the
+PyTorch implementations (local correlation, SDPA) until the Triton and CUDA kernels
 have been validated and measured on a GPU (their GPU tests and benchmarks are written; no GPU has run them yet).
 """
 from __future__ import annotations

@@ -4,6 +4,9 @@ Backends (:mod:`cotracker_fast.ops.backend`), all with the signature of :func:`a
 
 * ``reference`` (:func:`attention_reference`): softmax(q k^T * scale) v written out;
 * ``torch`` (:func:`attention_sdpa`, the automatic choice): ``F.scaled_dot_product_attention``;
+* ``cpu`` (:func:`attention_cpu`, the automatic choice for bfloat16 on CPUs with AVX512-BF16): the flash-style
+  kernel of ``csrc/cpu/attention_cpu.cpp`` in the extension ``cotracker_fast._cpu``. Forward only: with autograd,
+  and for head dims other than 32 / 48 / 64, it runs SDPA instead.
 * ``cuda`` (:func:`attention_cuda`): the kernels of ``csrc/attention.cu`` in the extension ``cotracker_fast._C``.
   Loading is lazy and happens on first use, never at import: the prebuilt ``cotracker_fast._C`` (built by
   ``setup.py`` when nvcc was found), else a JIT build with ninja into ``~/.cache/cotracker_fast`` on a machine with a
@@ -27,9 +30,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from ._cpu_ext import cpu_bf16_attention_supported, cpu_extension_error, load_cpu_extension
 from .backend import BackendSpec, register_backend, resolve
 
-__all__ = ["attention", "attention_reference", "attention_sdpa", "attention_cuda", "load_extension", "has_cuda_ext"]
+__all__ = ["attention", "attention_reference", "attention_sdpa", "attention_cuda", "attention_cpu", "load_extension",
+           "has_cuda_ext"]
 
 
 def _check_qkv(qkv: Tensor, key_mask: Optional[Tensor]) -> None:
@@ -226,7 +231,67 @@ def _cuda_check(device: torch.device, dtype: torch.dtype):
     return check(device, dtype)
 
 
+# ------------------------------------------------------------------------------------------------ CPU backend
+
+CPU_HEAD_DIMS = (32, 48, 64)
+
+
+def _cpu_check(device: torch.device, dtype: torch.dtype) -> Optional[str]:
+    if device.type != "cpu":
+        return f"needs CPU tensors, got {device.type}"
+    if dtype != torch.bfloat16:
+        return f"runs bfloat16 only (float32 is at the matrix roof through SDPA), got {dtype}"
+    err = cpu_extension_error()
+    if err is not None:
+        return err
+    if not cpu_bf16_attention_supported():
+        return "this CPU lacks AVX512-BF16"
+    return None
+
+
+@torch.library.custom_op("cotracker_fast::attention_cpu", mutates_args=(), device_types="cpu")
+def _attention_cpu_op(qkv: Tensor, key_mask: Optional[Tensor], scale: float) -> Tensor:
+    ext = load_cpu_extension()
+    Bt, L, _, H, D = qkv.shape
+    out = torch.empty(Bt, L, H * D, dtype=qkv.dtype)
+    mask = None if key_mask is None else key_mask.to(torch.uint8).contiguous()
+    sb, sl, s3, sh, _ = qkv.stride()
+    ext.attention_bf16_fwd_cpu(
+        qkv.data_ptr(), 0 if mask is None else mask.data_ptr(), out.data_ptr(), Bt, L, H, D, sb, sl, s3, sh,
+        0 if mask is None else mask.stride(0), scale, torch.get_num_threads(),
+    )
+    return out
+
+
+@_attention_cpu_op.register_fake
+def _(qkv, key_mask, scale):
+    Bt, L, _, H, D = qkv.shape
+    return qkv.new_empty(Bt, L, H * D)
+
+
+def attention_cpu(qkv: Tensor, key_mask: Optional[Tensor] = None, scale: Optional[float] = None) -> Tensor:
+    """CPU bfloat16 backend of :func:`cotracker_fast.ops.attention` (same signature and maths as the references).
+
+    ``qkv`` ``(batch, L, 3, heads, head_dim)`` bfloat16 on the CPU, last dimension contiguous (the packed ``qkv``
+    Linear output is read in place). Returns ``(batch, L, heads * head_dim)`` bfloat16. Scores, softmax statistics
+    and accumulation in fp32; the probabilities are rounded to bf16 before they weight ``v``, as in SDPA's CPU
+    flash kernel. Needs the extension ``cotracker_fast._cpu`` and a CPU with AVX512-BF16. Forward only: when
+    autograd records, or for head dims outside (32, 48, 64), it returns :func:`attention_sdpa` (the same maths).
+    """
+    _check_qkv(qkv, key_mask)
+    reason = _cpu_check(qkv.device, qkv.dtype)
+    if reason is not None:
+        raise ValueError(f"attention_cpu cannot run on these inputs: {reason}")
+    if (torch.is_grad_enabled() and qkv.requires_grad) or qkv.shape[-1] not in CPU_HEAD_DIMS or qkv.stride(-1) != 1:
+        return attention_sdpa(qkv, key_mask, scale)
+    if key_mask is not None and key_mask.device != qkv.device:
+        raise ValueError(f"key_mask must be on {qkv.device}, got {key_mask.device}")
+    scale = qkv.shape[-1] ** -0.5 if scale is None else float(scale)
+    return _attention_cpu_op(qkv, key_mask, scale)
+
+
 register_backend("attention", "reference", attention_reference)
+register_backend("attention", "cpu", attention_cpu, check=_cpu_check, auto_priority=0)
 register_backend("attention", "torch", attention_sdpa, auto_priority=100)
 # Explicit only for now: the kernels compile and validate their inputs, but have not yet run on a GPU; they join the
 # automatic choice once measured (benchmarks/test_bench_attention_cuda.py).

@@ -10,6 +10,10 @@ Backends (:mod:`cotracker_fast.ops.backend`), all with the signature of :func:`c
   *features*. All (2r+1)^2 offsets are integers, so the bilinear weights are the same for the whole neighbourhood:
   gather the (2r+2)^2 integer cells around the point, take dot products, and combine neighbouring dot products with
   the shared weights. Memory O(N).
+* ``cpu`` (:func:`corr_sample_cpu`, the automatic choice on the CPU): the same local form fused in C++
+  (``csrc/cpu/corr_sample_cpu.cpp`` in the extension ``cotracker_fast._cpu``): each point's (2r+2)^2 dot products
+  and their blend, with nothing materialised; fastest on channels-last maps. Forward only: when autograd records,
+  it runs :func:`corr_sample_torch`.
 * ``triton``: the fused kernel of ``kernels/corr_sample.py`` (installed as ``cotracker_fast.kernels``), imported and
   compiled on first use.
 
@@ -25,9 +29,10 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ._common import _acc, _no_autocast
+from ._cpu_ext import cpu_extension_error, load_cpu_extension
 from .backend import BackendSpec, register_backend, resolve
 
-__all__ = ["corr_sample", "corr_sample_reference", "corr_sample_torch", "check_corr_inputs", "build_pyramid"]
+__all__ = ["corr_sample", "corr_sample_reference", "corr_sample_torch", "corr_sample_cpu", "check_corr_inputs", "build_pyramid"]
 
 
 def check_corr_inputs(fmaps: Sequence[Tensor], feats: Tensor, coords: Tensor, radius: int) -> None:
@@ -122,6 +127,57 @@ def corr_sample_torch(fmaps: Sequence[Tensor], feats: Tensor, coords: Tensor, ra
     return torch.cat(out, dim=-1)
 
 
+def _cpu_check(device: torch.device, dtype: torch.dtype):
+    if device.type != "cpu":
+        return f"needs CPU tensors, got {device.type}"
+    if dtype not in (torch.float32, torch.float16, torch.bfloat16):
+        return f"computes in float32 (float16/bfloat16 inputs are converted), got {dtype}"
+    return cpu_extension_error()
+
+
+@torch.library.custom_op("cotracker_fast::corr_sample_cpu", mutates_args=(), device_types="cpu")
+def _corr_sample_cpu_op(fmaps: List[Tensor], feats: Tensor, coords: Tensor, radius: int) -> Tensor:
+    ext = load_cpu_extension()
+    B, S, N, C = feats.shape
+    d = 2 * radius + 1
+    out = torch.empty(B, S, N, len(fmaps) * d * d, dtype=torch.float32)
+    feats = feats.contiguous()
+    coords = coords.contiguous()
+    threads = torch.get_num_threads()
+    for lvl, fmap in enumerate(fmaps):
+        H, W = fmap.shape[-2:]
+        frames = fmap.reshape(B * S, C, H, W)  # a view for the pyramids built here, NCHW or channels-last
+        ext.corr_sample_level_fwd_cpu(
+            frames.data_ptr(), B * S, C, H, W, *frames.stride(), feats.data_ptr(), coords.data_ptr(), N,
+            1.0 / 2**lvl, radius, out.data_ptr(), out.shape[-1], lvl * d * d, threads,
+        )
+    return out
+
+
+@_corr_sample_cpu_op.register_fake
+def _(fmaps, feats, coords, radius):
+    B, S, N, _ = feats.shape
+    return feats.new_empty(B, S, N, len(fmaps) * (2 * radius + 1) ** 2, dtype=torch.float32)
+
+
+def corr_sample_cpu(fmaps: Sequence[Tensor], feats: Tensor, coords: Tensor, radius: int = 3) -> Tensor:
+    """Fused CPU kernel of :func:`corr_sample` (same signature and numbers as :func:`corr_sample_torch`, up to
+    float32 summation order). Inputs in float32 (float16 / bfloat16 are converted first); any strides, channels-last
+    maps being the fastest. Forward only: when autograd records, it returns :func:`corr_sample_torch`. Coordinates
+    that are not finite give NaN values."""
+    check_corr_inputs(fmaps, feats, coords, radius)
+    reason = _cpu_check(feats.device, feats.dtype)
+    if reason is not None:
+        raise ValueError(f"corr_sample_cpu cannot run on these inputs: {reason}")
+    if radius > 15:
+        raise ValueError(f"corr_sample_cpu supports radius <= 15, got {radius}")
+    if torch.is_grad_enabled() and (feats.requires_grad or coords.requires_grad or any(f.requires_grad for f in fmaps)):
+        return corr_sample_torch(fmaps, feats, coords, radius)
+    if any(f.device != feats.device for f in fmaps) or coords.device != feats.device:
+        raise ValueError("fmaps, feats and coords must be on the same device")
+    return _corr_sample_cpu_op([f.float() for f in fmaps], feats.float(), coords.float(), radius)
+
+
 def _triton_check(device: torch.device, dtype: torch.dtype):
     from ..kernels import has_triton, triton_can_run
 
@@ -141,6 +197,7 @@ def _corr_sample_triton(fmaps, feats, coords, radius=3):
 
 
 register_backend("corr_sample", "reference", corr_sample_reference)
+register_backend("corr_sample", "cpu", corr_sample_cpu, check=_cpu_check, auto_priority=0)
 register_backend("corr_sample", "torch", corr_sample_torch, auto_priority=100)
 # Explicit only for now: the kernel has been checked in the Triton interpreter, not yet measured on a GPU; it joins
 # the automatic choice once it has been.
