@@ -11,7 +11,7 @@ TORCH_SPEC ?= torch==2.13.0
 CHECKPOINT ?=
 DEMO_OUT ?= demo_out
 
-.PHONY: demo test setup clean bench gpu-check gpu-check-doc readme-figure
+.PHONY: demo test setup clean bench bench-cpu-ops gpu-check gpu-check-doc readme-figure
 
 setup: $(STAMP)
 
@@ -45,6 +45,15 @@ BENCH_SELECT = $(shell $(PY) -c "import torch; print('not speed_cpu and not cpu_
 bench: $(STAMP)
 	COTRACKER_BENCH_SAVE=1 $(PY) -m pytest -q benchmarks -m "$(BENCH_SELECT)" --benchmark-only \
 		--benchmark-json=benchmarks/results/latest.json -p no:cacheprovider
+	$(PY) -m benchmarks.make_performance_doc
+
+# The C++ CPU kernels against the PyTorch paths they replace (benchmarks/test_bench_ops.py -k cpu_kernel), saved as
+# benchmarks/results/cpu-ops-<cpu>-<date>T<time>.json (written to a temporary name, then moved into place).
+bench-cpu-ops: $(STAMP)
+	@slug=$$($(PY) -c "import re; from benchmarks._common import cpu_name; print(re.sub('[^a-z0-9]+', '-', cpu_name().lower()).strip('-'))"); \
+	out=benchmarks/results/cpu-ops-$$slug-$$(date +%Y-%m-%dT%H%M).json; \
+	$(PY) -m pytest -q benchmarks/test_bench_ops.py -k cpu_kernel --benchmark-only -p no:cacheprovider \
+		--benchmark-json=$$out.tmp && mv $$out.tmp $$out && echo "written $$out"
 	$(PY) -m benchmarks.make_performance_doc
 
 # The GPU proof (benchmarks/gpu_check.py, benchmarks/README.md): CUDA build, every GPU test, the end-to-end,

@@ -77,9 +77,51 @@ def render_cpu_block(runs: Sequence[dict]) -> str:
         lines.append("No CPU end-to-end run has been saved yet.")
     for run in runs:
         lines += _run_table(run) + [""]
+    lines += render_cpu_ops_block()
     lines += render_bf16_accuracy_block()
     lines += render_v3_block()
     return "\n".join(lines)
+
+
+#: The baseline of each CPU kernel benchmark group (``benchmarks/test_bench_ops.py``): the PyTorch path it replaces.
+_OPS_BASELINES = ("local", "sdpa bf16")
+
+
+def render_cpu_ops_block(results_dir: Path = RESULTS_DIR) -> List[str]:
+    """The C++ CPU kernels against the PyTorch paths they replace, from ``cpu-ops-*.json`` (pytest-benchmark JSON of
+    ``benchmarks/test_bench_ops.py -k cpu_kernel``)."""
+    lines = ["### CPU kernels (`cotracker_fast._cpu`)", ""]
+    runs = []
+    for p in sorted(results_dir.glob("cpu-ops-*.json")):
+        try:
+            data = json.loads(p.read_text())
+        except (OSError, ValueError):
+            continue
+        if isinstance(data, dict) and data.get("benchmarks"):
+            runs.append(data)
+    if not runs:
+        return lines + ["No CPU kernel benchmark has been saved yet.", ""]
+    for data in runs:
+        mi, ci = data.get("machine_info", {}), data.get("commit_info", {})
+        lines += [
+            f"**{mi.get('cpu_name', mi.get('cpu', {}).get('brand_raw', '?'))}**, {mi.get('torch_threads', '?')} "
+            f"threads, torch {mi.get('torch', '?')}, commit `{str(ci.get('id', '?'))[:10]}`"
+            f"{' (uncommitted changes)' if ci.get('dirty') else ''}, {data.get('datetime', '?')[:19]}. "
+            "Median of the benchmark's rounds; the speed-up is against the PyTorch path the kernel replaces.",
+            "",
+            "| case | implementation | median ms | speed-up |",
+            "|---|---|---|---|",
+        ]
+        groups: Dict[str, Dict[str, float]] = {}
+        for b in data["benchmarks"]:
+            groups.setdefault(b["group"], {})[b["params"]["impl"]] = b["stats"]["median"] * 1e3
+        for group, impls in groups.items():
+            base = next((impls[k] for k in _OPS_BASELINES if k in impls), None)
+            for impl, ms in impls.items():
+                ratio = f"{base / ms:.2f}x" if base else "n/a"
+                lines.append(f"| {group} | {impl} | {ms:.1f} | {ratio} |")
+        lines.append("")
+    return lines
 
 
 def _load_suite(pattern: str, suite: str, results_dir: Path) -> List[dict]:
