@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The recipe of the shipped cotracker_fast_small weights, in four stages on a CPU:
+# The recipe of the shipped cotracker_fast_small weights, in stages on a CPU:
 #   A. camera motion only (no objects, no augmentation): the model learns to read the correlation volume;
 #   B. layered scenes with moving objects, occlusion and the photometric augmentations, from A's weights;
 #   C. camera-only and layered clips mixed (0-3 objects, a moving camera in 90% of the clips), from B's weights,
@@ -8,7 +8,10 @@
 #   F. C's weights converted to the variant's raw-flow input (train/drop_flow_sinusoids.py), then C's mix again.
 #   G. From F's chosen weights, C's mix under bf16 autocast (fast on CPUs with native bf16): 500 steps of a
 #      7000-step schedule (ship_small_g_warm; the run was cut there to fit a session), then a 3600-step schedule.
-# Each choice (F's file, then G's) is made by average Jaccard on 40 validation clips of the mix
+#   H. 1900 more bf16 steps from G's chosen file (lr 2e-4), kept as train/artifacts/ship_small_h_step1900.safetensors.
+#   I. From H's fp16 file, a new data seed: 3600 steps of an 8500-step schedule (lr 2e-4; cut to fit a session).
+#   J. From I, a new data seed: a 3300-step schedule (lr 1.5e-4), annealed to its end.
+# Each choice (F's file, then G's, then J's) is made by average Jaccard on 40 validation clips of the mix
 # (train/select_checkpoint.py; never the demo clip or a held-out set); the winner is exported as fp16.
 # Each stage resumes from its own runs/<name>/last.pt when re-run. Extra arguments go to stage F.
 set -euo pipefail
@@ -32,4 +35,13 @@ $PY train/train.py --config train/configs/ship_small_g.json
 $PY train/select_checkpoint.py --config train/configs/ship_small_g.json --num-videos 40 \
     runs/ship_small_f.safetensors runs/ship_small_g/step_0001200.pt runs/ship_small_g/step_0002400.pt \
     runs/ship_small_g/best.pt runs/ship_small_g/last.pt --out benchmarks/results/select-ship_small_g.json
+$PY train/export_weights.py runs/ship_small_g/last.pt runs/ship_small_g.safetensors  # step 3600, shipped before J
+$PY train/train.py --config train/configs/ship_small_h.json
+$PY train/export_weights.py runs/ship_small_h/last.pt train/artifacts/ship_small_h_step1900.safetensors
+$PY train/train.py --config train/configs/ship_small_i.json
+$PY train/export_weights.py runs/ship_small_i/last.pt runs/ship_small_i.safetensors --dtype float32
+$PY train/train.py --config train/configs/ship_small_j.json
+$PY train/select_checkpoint.py --config train/configs/ship_small_j.json --num-videos 40 \
+    runs/ship_small_g.safetensors train/artifacts/ship_small_h_step1900.safetensors runs/ship_small_i.safetensors \
+    runs/ship_small_j/step_0002200.pt runs/ship_small_j/last.pt --out benchmarks/results/select-ship_small_j.json
 echo "export the winner: $PY train/export_weights.py <its .pt> cotracker_fast/assets/cotracker_fast_small.safetensors"
