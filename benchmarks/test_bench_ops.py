@@ -10,6 +10,7 @@ import torch
 from cotracker_fast import ops
 from cotracker_fast import ops as ref
 from cotracker_fast.ops import _cpu_ext
+from cotracker_fast.ops.op_corr4d import channels_last_level
 
 CORR_IMPLS = {"dense (official-equivalent)": ref.corr_sample_reference, "local": ref.corr_sample_torch}
 ATTN_IMPLS = {"math": ref.attention_reference, "sdpa": ref.attention_sdpa}
@@ -61,7 +62,7 @@ def test_attention_cpu(benchmark, impl, shape):
 
 
 def _channels_last(pyramid):
-    return [p.permute(0, 1, 3, 4, 2).contiguous().permute(0, 1, 4, 2, 3) for p in pyramid]
+    return [channels_last_level(p) for p in pyramid]
 
 
 @needs_cpu_ext

@@ -5,6 +5,7 @@ import torch
 
 from cotracker_fast import ops
 from cotracker_fast.ops import _cpu_ext
+from cotracker_fast.ops.op_corr4d import channels_last_level
 from cotracker_fast.ops.op_attention import attention_cpu, attention_reference, attention_sdpa
 from cotracker_fast.ops.op_corr_sample import corr_sample_cpu, corr_sample_reference, corr_sample_torch
 
@@ -24,14 +25,14 @@ def _corr_inputs(B=2, S=3, N=17, C=32, H=13, W=19, levels=3, seed=0, spread=4.0,
     g = torch.Generator().manual_seed(seed)
     fmaps = torch.randn(B, S, C, H, W, generator=g)
     if channels_last:
-        fmaps = fmaps.permute(0, 1, 3, 4, 2).contiguous().permute(0, 1, 4, 2, 3)
+        fmaps = channels_last_level(fmaps)
     feats = torch.randn(B, S, N, C, generator=g)
     lo = torch.tensor([-spread, -spread])
     hi = torch.tensor([W - 1 + spread, H - 1 + spread])
     coords = lo + torch.rand(B, S, N, 2, generator=g) * (hi - lo)
     pyr = ops.build_pyramid(fmaps, levels)
     if channels_last:
-        pyr = [p.permute(0, 1, 3, 4, 2).contiguous().permute(0, 1, 4, 2, 3) for p in pyr]
+        pyr = [channels_last_level(p) for p in pyr]
     return pyr, feats, coords
 
 

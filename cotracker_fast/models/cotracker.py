@@ -31,6 +31,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from .. import ops
+from ..ops.op_corr4d import channels_last_level
 from .config import CoTrackerConfig
 from .embeddings import flow_embedding, position_table_2d, time_embedding
 from .encoder import BasicEncoder
@@ -132,7 +133,7 @@ class CoTracker(nn.Module):
             fmaps = fmaps.float()
         # Channels-last storage (same logical shape): the correlation op's per-cell feature rows become views, not a
         # transposed copy of every level at every iteration.
-        pyramid = [p.permute(0, 1, 3, 4, 2).contiguous().permute(0, 1, 4, 2, 3) for p in
+        pyramid = [channels_last_level(p) for p in
                    ops.build_pyramid(fmaps, cfg.corr_levels)]
         ffeats = feat_init[:, None].expand(B, S, N, cfg.latent_dim)
         pos = None
