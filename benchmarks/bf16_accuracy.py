@@ -15,6 +15,8 @@ Variants (the diagnostic ones say which part of the network the deviation comes 
 * ``bf16``: the predictor's bf16 path as shipped (the feature CNN and the transformer blocks in bf16);
 * ``bf16-encoder-fp32``: the same with the feature CNN in float32;
 * ``bf16-transformer-fp32``: the same with the transformer in float32;
+* ``bf16-torch-ops``: the bf16 path on the PyTorch ops instead of the CPU kernels (local correlation in PyTorch,
+  SDPA, the MLP's fc1 and GELU unfused): whether the kernels move the tracks more than PyTorch's own bf16 does;
 * ``fp32-perturbed``: no bf16 at all: float32 on the video plus Gaussian noise of standard deviation 0.01 grey
   levels (far below the 8-bit quantum of 1). It measures how strongly the weights themselves amplify a tiny
   perturbation: a tracker whose iterations converge damps it, one whose iterations do not passes it on. No rounding
@@ -42,7 +44,9 @@ from benchmarks._common import RESULTS_DIR, cpu_name, git_commit, write_results
 from cotracker_fast import precision
 from cotracker_fast.models.registry import SHIPPED_WEIGHTS
 
-VARIANTS = ("bf16", "bf16-encoder-fp32", "bf16-transformer-fp32", "fp32-perturbed")
+VARIANTS = ("bf16", "bf16-encoder-fp32", "bf16-transformer-fp32", "bf16-torch-ops", "fp32-perturbed")
+#: The ``bf16-torch-ops`` variant's backends: the PyTorch implementations of every op.
+TORCH_OPS = {"corr_sample": "torch", "attention": "torch"}
 NOISE_STD = 0.01  # grey levels (0..255), the ``fp32-perturbed`` variant
 WEIGHTS = ("shipped", "official")
 BOUND = {"mean_px": 0.1, "p99_px": 1.0, "visibility_agreement": 0.99}
@@ -61,15 +65,15 @@ def make_inputs(num_frames: int, num_points: int, seed: int = 0):
     return video, torch.cat([t[:, None], xy], 1)[None]
 
 
-def make_predictor(weights: str, iters: int):
+def make_predictor(weights: str, iters: int, backend="auto"):
     from cotracker_fast.predictor import CoTrackerPredictor
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # random weights
         if weights == "shipped":
-            return CoTrackerPredictor(backend="auto", iters=iters)
-        torch.manual_seed(0)
-        return CoTrackerPredictor(None, model_name="cotracker_stride_4_wind_8", backend="auto", iters=iters)
+            return CoTrackerPredictor(backend=backend, iters=iters)
+        torch.manual_seed(0)  # the same random weights for every predictor
+        return CoTrackerPredictor(None, model_name="cotracker_stride_4_wind_8", backend=backend, iters=iters)
 
 
 @contextlib.contextmanager
@@ -89,9 +93,24 @@ def float32_module(module: torch.nn.Module) -> Iterator[None]:
         del module.forward  # the class's forward again
 
 
+@contextlib.contextmanager
+def unfused_mlp() -> Iterator[None]:
+    """The transformer MLP's fc1 and GELU as separate modules (no oneDNN epilogue fusion)."""
+    from cotracker_fast.models import updateformer
+
+    saved = updateformer._cpu_bf16_fused_linear_gelu
+    updateformer._cpu_bf16_fused_linear_gelu = lambda x, layer: False
+    try:
+        yield
+    finally:
+        updateformer._cpu_bf16_fused_linear_gelu = saved
+
+
 def variant_context(predictor, variant: str):
     if variant in ("bf16", "fp32-perturbed"):
         return contextlib.nullcontext()
+    if variant == "bf16-torch-ops":
+        return unfused_mlp()
     if variant == "bf16-encoder-fp32":
         return float32_module(predictor.model.fnet)
     if variant == "bf16-transformer-fp32":
@@ -125,19 +144,21 @@ def run(weights_list, variants, num_frames: int, num_points: int, iters: int, on
         t_ref = time.perf_counter() - t0
         print(f"{weights}: float32 in {t_ref:.1f} s", flush=True)
         for variant in variants:
+            # the same weights on the PyTorch ops, or the predictor of the float32 tracks
+            pv = make_predictor(weights, iters, backend=TORCH_OPS) if variant == "bf16-torch-ops" else p
             clip = video
             if variant == "fp32-perturbed":
                 g = torch.Generator().manual_seed(1)
                 clip = video + torch.randn(video.shape, generator=g) * NOISE_STD
-            p.dtype = torch.float32 if variant.startswith("fp32") else torch.bfloat16
+            pv.dtype = torch.float32 if variant.startswith("fp32") else torch.bfloat16
             with contextlib.ExitStack() as stack:
                 if not native:  # emulated bf16 rounds as native bf16 does
                     stack.enter_context(_force_native_bf16())
-                stack.enter_context(variant_context(p, variant))
-                assert p.compute_dtype == p.dtype
+                stack.enter_context(variant_context(pv, variant))
+                assert pv.compute_dtype == pv.dtype
                 t0 = time.perf_counter()
                 with torch.no_grad():
-                    tracks, vis = p(clip, queries)
+                    tracks, vis = pv(clip, queries)
                 elapsed = time.perf_counter() - t0
             row = {"weights": weights, "variant": variant, **deviation(tracks, vis, ref_tracks, ref_vis),
                    "time_s": elapsed, "time_fp32_s": t_ref}
