@@ -109,9 +109,10 @@ def test_mask_vis_layout_by_indexing_equals_per_sample_layout():
         assert torch.all(out[b, :, c:] == 0)
 
 
-def test_compile_window_rejects_bad_bucket(model):
-    with pytest.raises(ValueError, match="bucket"):
-        model.compile_window(bucket=0)
+@pytest.mark.parametrize("bucket", [0, -8, 8.0, True, "8"])
+def test_compile_window_rejects_bad_bucket(model, bucket):
+    with pytest.raises(ValueError, match="bucket must be an int >= 1"):
+        model.compile_window(bucket=bucket)
 
 
 def test_fast_preset_names_the_gpu_kernels(monkeypatch):

@@ -171,9 +171,9 @@ class CoTracker(nn.Module):
         attention and dropped from the outputs), so new points recompile only when they cross a bucket; the frame
         and feature-map sizes are fixed per video. The compiled step gives the eager step's tracks up to float
         summation order (masked attention over the padding)."""
-        if bucket < 1:
-            raise ValueError(f"bucket must be >= 1, got {bucket}")
-        self._bucket = int(bucket)
+        if isinstance(bucket, bool) or not isinstance(bucket, int) or bucket < 1:
+            raise ValueError(f"bucket must be an int >= 1, got {bucket!r}")
+        self._bucket = bucket
         self._compiled_window = torch.compile(self.forward_window, **compile_kwargs)
 
     def uncompile_window(self) -> None:
