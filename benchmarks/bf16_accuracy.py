@@ -18,7 +18,8 @@ Variants (the diagnostic ones say which part of the network the deviation comes 
 * ``bf16-torch-ops``: the bf16 path on the PyTorch ops instead of the CPU kernels (local correlation in PyTorch,
   SDPA, the MLP's fc1 and GELU unfused): whether the kernels move the tracks more than PyTorch's own bf16 does;
 * ``fp32-perturbed``: no bf16 at all: float32 on the video plus Gaussian noise of standard deviation 0.01 grey
-  levels (far below the 8-bit quantum of 1). It measures how strongly the weights themselves amplify a tiny
+  levels by default (far below the 8-bit quantum of 1; ``--noise-std``: rounding the image to bf16 moves a pixel by
+  up to about a quarter of a grey level). It measures how strongly the weights themselves amplify a tiny
   perturbation: a tracker whose iterations converge damps it, one whose iterations do not passes it on. No rounding
   scheme can hold the bound on weights whose own float32 tracks move more than it under such noise.
 
@@ -47,7 +48,7 @@ from cotracker_fast.models.registry import SHIPPED_WEIGHTS
 VARIANTS = ("bf16", "bf16-encoder-fp32", "bf16-transformer-fp32", "bf16-torch-ops", "fp32-perturbed")
 #: The ``bf16-torch-ops`` variant's backends: the PyTorch implementations of every op.
 TORCH_OPS = {"corr_sample": "torch", "attention": "torch"}
-NOISE_STD = 0.01  # grey levels (0..255), the ``fp32-perturbed`` variant
+NOISE_STD = 0.01  # grey levels (0..255), the ``fp32-perturbed`` variant's default (``--noise-std``)
 WEIGHTS = ("shipped", "official")
 BOUND = {"mean_px": 0.1, "p99_px": 1.0, "visibility_agreement": 0.99}
 
@@ -130,7 +131,8 @@ def deviation(tracks: torch.Tensor, vis: torch.Tensor, ref_tracks: torch.Tensor,
     }
 
 
-def run(weights_list, variants, num_frames: int, num_points: int, iters: int, on_row=None) -> List[Dict[str, Any]]:
+def run(weights_list, variants, num_frames: int, num_points: int, iters: int, on_row=None,
+        noise_std: float = NOISE_STD) -> List[Dict[str, Any]]:
     """Every (weights, variant) row; ``on_row(rows)`` is called after each one (to save partial results)."""
     video, queries = make_inputs(num_frames, num_points)
     rows = []
@@ -149,7 +151,7 @@ def run(weights_list, variants, num_frames: int, num_points: int, iters: int, on
             clip = video
             if variant == "fp32-perturbed":
                 g = torch.Generator().manual_seed(1)
-                clip = video + torch.randn(video.shape, generator=g) * NOISE_STD
+                clip = video + torch.randn(video.shape, generator=g) * noise_std
             pv.dtype = torch.float32 if variant.startswith("fp32") else torch.bfloat16
             with contextlib.ExitStack() as stack:
                 if not native:  # emulated bf16 rounds as native bf16 does
@@ -199,10 +201,14 @@ def main(argv=None) -> int:
     ap.add_argument("--frames", type=int, default=24)
     ap.add_argument("--points", type=int, default=256)
     ap.add_argument("--iters", type=int, default=6)
+    ap.add_argument("--noise-std", type=float, default=NOISE_STD,
+                    help="grey levels (0..255) of the fp32-perturbed variant's noise (default %(default)s)")
     ap.add_argument("--no-save", action="store_true", help="print only")
     args = ap.parse_args(argv)
     if args.frames < 1 or args.points < 1:
         ap.error("--frames and --points must be >= 1")
+    if not args.noise_std >= 0:
+        ap.error(f"--noise-std must be >= 0 grey levels, got {args.noise_std}")
     cpu = cpu_name()
     slug = re.sub(r"[^a-z0-9]+", "-", cpu.lower()).strip("-") or "cpu"
     path = RESULTS_DIR / f"bf16-accuracy-{slug}-{datetime.datetime.now().strftime('%Y-%m-%dT%H%M')}.json"
@@ -218,7 +224,7 @@ def main(argv=None) -> int:
         **git_commit(),
         "config": {"clip": "demo clip, seed 0, 384x512", "frames": args.frames, "points": args.points,
                    "iters": args.iters, "support_grid": "official (6x6)", "backend": "auto",
-                   "fp32_perturbed_noise_std": NOISE_STD},
+                   "fp32_perturbed_noise_std": args.noise_std},
         "bound": BOUND,
         "shipped_weights_sha256": _sha256(SHIPPED_WEIGHTS) if "shipped" in args.weights else None,
     }
@@ -228,7 +234,7 @@ def main(argv=None) -> int:
             write_results(path, {**header, "complete": len(rows) == len(args.weights) * len(args.variants),
                                  "results": rows})
 
-    run(args.weights, args.variants, args.frames, args.points, args.iters, on_row=save)
+    run(args.weights, args.variants, args.frames, args.points, args.iters, on_row=save, noise_std=args.noise_std)
     if not args.no_save:
         print(f"results written to {path}")
     return 0
