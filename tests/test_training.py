@@ -308,3 +308,52 @@ def test_a_training_step_leaves_no_graph_alive():
         loss.backward()
         del loss, _
     assert graph_tensors() == before
+
+
+def _calibrate_module():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("calibrate_visibility",
+                                                  os.path.join(ROOT, "train", "calibrate_visibility.py"))
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_visibility_calibration_shifts_only_the_visibility_bias(tmp_path):
+    """train/calibrate_visibility.py: the sweep scores each shift on validation clips, positions do not move with
+    it (delta_avg is the same for every shift), the choice is the best average Jaccard, and the written fp16 file
+    differs from the input only in the visibility bias, by the chosen shift."""
+    from cotracker_fast.models.checkpoint import read_state_dict, save_safetensors
+
+    cal = _calibrate_module()
+    torch.manual_seed(3)
+    src = {k: v.half() for k, v in init_model(TrainConfig(**TINY)).state_dict().items()}
+    w = str(tmp_path / "w.safetensors")
+    save_safetensors(src, w, metadata={"model_name": TINY["model"]})
+    cfg_path = tmp_path / "tiny.json"
+    cfg_path.write_text(json.dumps({**TINY, "out_dir": str(tmp_path / "run")}))
+    out = str(tmp_path / "cal.safetensors")
+    sweep_json = tmp_path / "sweep.json"
+    assert cal.main([w, out, "--config", str(cfg_path), "--num-videos", "2", "--biases", "0", "1", "60",
+                     "--out", str(sweep_json)]) == 0
+    res = json.loads(sweep_json.read_text())
+    rows = res["sweep"]
+    assert [r["bias"] for r in rows] == [0.0, 1.0, 60.0]
+    assert len({r["average_pts_within_thresh"] for r in rows}) == 1  # positions are untouched by the shift
+    assert res["bias"] == max(rows, key=lambda r: (r["average_jaccard"], -abs(r["bias"])))["bias"]
+    got = read_state_dict(out)
+    assert set(got) == set(src)
+    for k, v in src.items():
+        if k == cal.BIAS_KEY:
+            assert torch.allclose(got[k].float(), v.float() + res["bias"], atol=0.05)  # fp16 of |bias| < 64
+        else:
+            assert torch.equal(got[k], v), k
+
+
+def test_visibility_calibration_prefers_the_smallest_shift_on_a_tie():
+    cal = _calibrate_module()
+    rows = [{"bias": b, "average_jaccard": aj} for b, aj in ((0.0, 0.3), (2.0, 0.5), (-1.0, 0.5), (3.0, 0.4))]
+    assert cal.best_bias(rows) == -1.0
+    with pytest.raises(KeyError, match="vis_predictor"):
+        cal.shifted({"other": torch.zeros(1)}, 1.0)
