@@ -322,7 +322,7 @@ def _calibrate_module():
 
 def test_visibility_calibration_shifts_only_the_visibility_bias(tmp_path):
     """train/calibrate_visibility.py: the sweep scores each shift on validation clips, positions do not move with
-    it (delta_avg is the same for every shift), the choice is the best average Jaccard, and the written fp16 file
+    it within a window (these clips are one window long, so delta_avg is the same for every shift), the choice is the best average Jaccard, and the written fp16 file
     differs from the input only in the visibility bias, by the chosen shift."""
     from cotracker_fast.models.checkpoint import read_state_dict, save_safetensors
 

@@ -6,12 +6,13 @@
 
 The predictors call a point visible when ``sigmoid(logit) > 0.9`` (the official rule, kept for drop-in parity), while
 training fits the visibility head with a plain binary cross-entropy: a head whose probabilities are calibrated is
-best thresholded near 0.5, so at 0.9 it calls many visible points occluded. In CoTracker v1 the visibility logit is
-an output only (no later step reads it), so adding a constant ``b`` to the head's bias changes exactly one thing:
-the decision becomes ``sigmoid(logit + b) > 0.9``. This script scores each ``b`` of ``--biases`` on the validation
-clips of a training config (:func:`cotracker_fast.training.trainer.validate`: the config's synthetic mix, a seed that
-neither training nor the held-out sets use), keeps the one with the highest average Jaccard (ties: the smaller
-``|b|``), and writes the weights with ``vis_predictor.0.bias`` shifted by it. Positions are untouched.
+best thresholded near 0.5, so at 0.9 it calls many visible points occluded. Adding a constant ``b`` to the head's bias
+turns the decision into ``sigmoid(logit + b) > 0.9``. In CoTracker v1 the logit is otherwise an output, except that a
+window's logits initialise the next window's visibility input, so positions after the first window move slightly
+(the sweep records <delta^x_avg beside the other measures). This script scores each ``b`` of ``--biases`` on the
+validation clips of a training config (:func:`cotracker_fast.training.trainer.validate`: the config's synthetic mix,
+a seed that neither training nor the held-out sets use), keeps the one with the highest average Jaccard (ties: the
+smaller ``|b|``), and writes the weights with ``vis_predictor.0.bias`` shifted by it.
 
 The output is a safetensors file (``--dtype``, float16 by default as the shipped weights; written atomically) whose
 metadata carries the input's (a training checkpoint's step and config) and the shift; ``--out`` saves the sweep.

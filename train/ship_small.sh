@@ -44,4 +44,15 @@ $PY train/train.py --config train/configs/ship_small_j.json
 $PY train/select_checkpoint.py --config train/configs/ship_small_j.json --num-videos 40 \
     runs/ship_small_g.safetensors train/artifacts/ship_small_h_step1900.safetensors runs/ship_small_i.safetensors \
     runs/ship_small_j/step_0002200.pt runs/ship_small_j/last.pt --out benchmarks/results/select-ship_small_j.json
-echo "export the winner: $PY train/export_weights.py <its .pt> cotracker_fast/assets/cotracker_fast_small.safetensors"
+$PY train/export_weights.py runs/ship_small_j/last.pt runs/ship_small_j.safetensors  # step 3300, shipped before L
+$PY train/train.py --config train/configs/ship_small_k.json
+$PY train/export_weights.py runs/ship_small_k/last.pt train/artifacts/ship_small_k_step2000.safetensors
+$PY train/train.py --config train/configs/ship_small_l.json
+$PY train/select_checkpoint.py --config train/configs/ship_small_j.json --num-videos 40 \
+    runs/ship_small_j.safetensors train/artifacts/ship_small_k_step2000.safetensors \
+    runs/ship_small_l/step_0001000.pt runs/ship_small_l/step_0002000.pt runs/ship_small_l/last.pt \
+    --out benchmarks/results/select-ship_small_l.json
+# the winner (L, step 2000) with its visibility head calibrated to the predictors' 0.9 threshold: the shipped file
+$PY train/calibrate_visibility.py runs/ship_small_l/step_0002000.pt \
+    cotracker_fast/assets/cotracker_fast_small.safetensors --config train/configs/ship_small_j.json \
+    --num-videos 40 --biases 0 2 3 4 5 --out benchmarks/results/calibrate-ship_small_l.json
