@@ -261,6 +261,23 @@ def _corr_inputs(cfg: dict, N: int, dtype: torch.dtype, device: torch.device, se
     return ops.build_pyramid(fmaps, cfg["levels"]), feats, coords
 
 
+def _timed_rounds(st: "ChildStage", call: Callable[[], Any], warmups: int, rounds: int):
+    """``(warm-up seconds, per-round seconds, peak GPU memory GB or None)`` of ``call`` (which synchronises):
+    ``warmups`` untimed calls, then the peak-memory counter reset and ``rounds`` timed ones."""
+    t0 = time.perf_counter()
+    for _ in range(warmups):
+        call()
+    warmup_s = time.perf_counter() - t0
+    if st.cuda:
+        torch.cuda.reset_peak_memory_stats(st.device)
+    times = []
+    for _ in range(rounds):
+        t0 = time.perf_counter()
+        call()
+        times.append(time.perf_counter() - t0)
+    return warmup_s, times, torch.cuda.max_memory_allocated(st.device) / 1e9 if st.cuda else None
+
+
 def stage_end_to_end(st: ChildStage) -> None:
     """Whole-video predictor calls: reference fp32, auto bf16, fast path (kernels, bf16, compile, CUDA graphs)."""
     import warnings
@@ -317,18 +334,9 @@ def stage_end_to_end(st: ChildStage) -> None:
                 out["tracks"], out["vis"] = p(video, queries)
                 _sync(st.device)
 
-            t0 = time.perf_counter()
-            for _ in range((2 if compiled else 1) if cfg["warmup"] else 0):  # reduce-overhead: the 1st call
-                call()  # compiles, the 2nd captures the graphs
-            warmup_s = time.perf_counter() - t0
-            if st.cuda:
-                torch.cuda.reset_peak_memory_stats(st.device)
-            times = []
-            for _ in range(cfg["rounds"]):
-                t0 = time.perf_counter()
-                call()
-                times.append(time.perf_counter() - t0)
-            peak = torch.cuda.max_memory_allocated(st.device) / 1e9 if st.cuda else None
+            # reduce-overhead: the 1st warm-up call compiles, the 2nd captures the graphs
+            warmup_s, times, peak = _timed_rounds(st, call, (2 if compiled else 1) if cfg["warmup"] else 0,
+                                                  cfg["rounds"])
             tracks = out["tracks"]
             if tracks.shape != (1, cfg["T"], N, 2) or not bool(torch.isfinite(tracks).all()):
                 raise RuntimeError(f"bad tracks: shape {tuple(tracks.shape)}, "
@@ -388,19 +396,14 @@ def _end_to_end_v3(st: ChildStage, cfg: dict) -> None:
                         warnings.simplefilter("ignore", UserWarning)  # the "RANDOM weights" warning
                         p = cls(None, model_name=name, device=st.device, iters=cfg["iters"], dtype=dtype, **extra)
                     p.interp_shape = (cfg["H"], cfg["W"])  # work at the video's resolution
-                t0 = time.perf_counter()
-                if cfg["warmup"]:
-                    _track(p, video, queries)
+                out: Dict[str, Any] = {}
+
+                def call():
+                    out["tracks"] = _track(p, video, queries)
                     _sync(st.device)
-                warmup_s = time.perf_counter() - t0
-                if st.cuda:
-                    torch.cuda.reset_peak_memory_stats(st.device)
-                times = []
-                for _ in range(cfg["rounds"]):
-                    t0 = time.perf_counter()
-                    tracks = _track(p, video, queries)
-                    _sync(st.device)
-                    times.append(time.perf_counter() - t0)
+
+                warmup_s, times, peak = _timed_rounds(st, call, 1 if cfg["warmup"] else 0, cfg["rounds"])
+                tracks = out["tracks"]
                 if tracks.shape != (1, cfg["T"], N, 2) or not bool(torch.isfinite(tracks).all()):
                     raise RuntimeError(f"bad tracks: shape {tuple(tracks.shape)}")
                 t = statistics.median(times)
@@ -410,7 +413,7 @@ def _end_to_end_v3(st: ChildStage, cfg: dict) -> None:
                 st.add({**base, "key": key, "status": "measured", "dtype": str(dtype).split(".")[-1],
                         "warmup_s": warmup_s, "rounds": cfg["rounds"], "time_s_median": t, "time_s_min": min(times),
                         "ms_per_frame": t / cfg["T"] * 1e3, "fps": cfg["T"] / t,
-                        "peak_mem_GB": torch.cuda.max_memory_allocated(st.device) / 1e9 if st.cuda else None,
+                        "peak_mem_GB": peak,
                         "flops_estimate": est, "achieved_tflops": est / t / 1e12, "speedup_vs_reference": None})
             except Exception as err:
                 p = None
