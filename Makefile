@@ -24,9 +24,11 @@ $(STAMP): pyproject.toml setup.py $(wildcard csrc/*) $(wildcard csrc/cpu/*)
 demo: $(STAMP)
 	$(PY) -m cotracker_fast.demo --out-dir $(DEMO_OUT) $(if $(CHECKPOINT),--checkpoint $(CHECKPOINT),)
 
-# The README's opening picture: the last frame of the demo's overlay (tracks with trails), written by the demo itself.
+# The README's opening picture: the last frame of the demo's overlay (tracks with trails), written by the demo itself,
+# and the error table it printed, which docs/ACCURACY.md quotes.
 readme-figure: $(STAMP)
-	$(PY) -m cotracker_fast.demo --out-dir $(DEMO_OUT) --figure docs/demo_overlay.png
+	$(PY) -m cotracker_fast.demo --out-dir $(DEMO_OUT) --figure docs/demo_overlay.png \
+	    --results benchmarks/results/demo-shipped-cpu.json
 
 # The unit tests first, then the small CPU run of the speed-comparison suite (a smoke test of the whole harness,
 # 2.3 to 3.5 minutes measured on the shared 2-core box; its JSON goes to a temporary file, nothing is written to the

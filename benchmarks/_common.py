@@ -40,7 +40,6 @@ def git_commit() -> Dict[str, Any]:
 
 
 @functools.lru_cache(maxsize=None)
-@functools.lru_cache(maxsize=None)
 def cpu_name() -> str:
     """The CPU's brand string (py-cpuinfo, a pytest-benchmark dependency), else ``platform.processor()``, with its
     family and model numbers when known: cloud CPUs report bare brands ("AMD EPYC") that hide their generation."""

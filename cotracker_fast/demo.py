@@ -9,7 +9,11 @@ weights.
 from __future__ import annotations
 
 import argparse
+import datetime
+import hashlib
+import json
 import os
+import platform
 import sys
 import time
 from typing import Dict
@@ -19,7 +23,7 @@ import numpy as np
 from .cli import track_video, write_overlay
 from .demo_clip import make_demo_clip, tracking_error
 from .io import VideoReader, VideoWriter, atomic_output, save_tracks
-from .models.registry import SHIPPED_MODEL
+from .models.registry import SHIPPED_MODEL, SHIPPED_WEIGHTS
 
 
 def _row(name: str, err: Dict[str, float]) -> str:
@@ -30,6 +34,40 @@ def _row(name: str, err: Dict[str, float]) -> str:
 def _static_tracks(queries: np.ndarray, num_frames: int) -> np.ndarray:
     """Every point stays at its query position: ``(T, N, 2)``."""
     return np.broadcast_to(queries[None, :, 1:3], (num_frames, len(queries), 2)).astype(np.float32)
+
+
+def _cpu_model() -> str:
+    """The CPU's model name with its family and model numbers where /proc/cpuinfo gives them (cloud CPUs report
+    bare brands that hide their generation), else ``platform.processor()``."""
+    fields = {}
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                key, _, value = line.partition(":")
+                fields.setdefault(key.strip(), value.strip())
+    except OSError:
+        pass
+    name = fields.get("model name") or platform.processor() or platform.machine()
+    if "cpu family" in fields and "model" in fields:
+        name += f" (family {fields['cpu family']}, model {fields['model']})"
+    return name
+
+
+def _sha256(path: str) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def save_results(path: str, record: dict) -> None:
+    """Write the demo's figures (a JSON object) to ``path`` atomically."""
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    with atomic_output(path) as tmp:
+        with open(tmp, "w") as f:
+            json.dump(record, f, indent=2)
+            f.write("\n")
 
 
 def save_picture(frame: np.ndarray, path: str) -> None:
@@ -53,6 +91,9 @@ def main(argv=None) -> int:
     p.add_argument("--figure", default=None,
                    help="where to save the last overlay frame (with trails) as a picture; default "
                         "<out-dir>/overlay_frame.png")
+    p.add_argument("--results", default=None,
+                   help="where to save the error table as JSON (with the weights' sha256, the machine and the "
+                        "date); default <out-dir>/errors.json")
     args = p.parse_args(argv)
     os.makedirs(args.out_dir, exist_ok=True)
 
@@ -84,8 +125,9 @@ def main(argv=None) -> int:
     print(f"tracked {N} points through {T} frames in {elapsed:.1f} s")
     q = clip.queries[:, 0]
     print("error vs ground truth (visible frames after each query; the trackers read the same encoded video):")
-    print(_row(f"cotracker_fast ({weights})",
-               tracking_error(result.tracks, clip.gt_tracks, clip.gt_visible, query_frames=q)))
+    errors = {f"cotracker_fast ({weights})": tracking_error(result.tracks, clip.gt_tracks, clip.gt_visible,
+                                                            query_frames=q)}
+    print(_row(f"cotracker_fast ({weights})", errors[f"cotracker_fast ({weights})"]))
     from .baselines import lk_available
 
     if lk_available():
@@ -94,16 +136,32 @@ def main(argv=None) -> int:
         with VideoReader(clip_path) as reader:
             decoded = np.stack(list(reader))
         lk_tracks, _ = track_lk(decoded, clip.queries)
-        print(_row("Lucas-Kanade (OpenCV)", tracking_error(lk_tracks, clip.gt_tracks, clip.gt_visible,
-                                                            query_frames=q)))
+        errors["Lucas-Kanade (OpenCV)"] = tracking_error(lk_tracks, clip.gt_tracks, clip.gt_visible, query_frames=q)
+        print(_row("Lucas-Kanade (OpenCV)", errors["Lucas-Kanade (OpenCV)"]))
     else:
         print("  Lucas-Kanade (OpenCV)              skipped: OpenCV is not installed "
               "(pip install 'cotracker_fast[lk]')")
-    print(_row("points stay where they were", tracking_error(_static_tracks(clip.queries, T), clip.gt_tracks,
-                                                             clip.gt_visible, query_frames=q)))
+    errors["points stay where they were"] = tracking_error(_static_tracks(clip.queries, T), clip.gt_tracks,
+                                                           clip.gt_visible, query_frames=q)
+    print(_row("points stay where they were", errors["points stay where they were"]))
     if args.checkpoint is None:
         print("(for the official v1 weights: `make demo CHECKPOINT=path/to/cotracker_stride_4_wind_8.pth`)")
-    print(f"overlay -> {overlay}; last frame -> {figure}")
+    results = args.results or os.path.join(args.out_dir, "errors.json")
+    import torch
+
+    weights_file = args.checkpoint or SHIPPED_WEIGHTS
+    save_results(results, {
+        "clip": {"description": clip.description, "frames": int(T), "size_hw": [384, 512], "points": int(N),
+                 "seed": 0},
+        "weights": {"name": weights, "file": os.path.basename(weights_file), "sha256": _sha256(weights_file)},
+        "errors_px": {name: {k: float(v) for k, v in err.items()} for name, err in errors.items()},
+        "machine": {"cpu": _cpu_model(), "cpu_count": os.cpu_count(), "threads": torch.get_num_threads(),
+                    "torch": torch.__version__, "python": platform.python_version(),
+                    "device": args.device or "default"},
+        "seconds": elapsed,
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+    })
+    print(f"overlay -> {overlay}; last frame -> {figure}; errors -> {results}")
     return 0
 
 

@@ -30,6 +30,24 @@ def test_demo_prints_the_model_beside_lucas_kanade_and_writes_the_picture(tmp_pa
     assert os.path.isfile(tmp_path / "out" / "overlay.mp4") and os.path.isfile(tmp_path / "out" / "tracks.npz")
 
 
+def test_demo_saves_the_printed_figures_with_the_weights_and_machine(tmp_path, capsys, monkeypatch):
+    import hashlib
+    import json
+
+    from cotracker_fast.models.registry import SHIPPED_WEIGHTS
+
+    out, _ = _run(tmp_path, capsys, monkeypatch, lk=False)
+    rec = json.loads((tmp_path / "out" / "errors.json").read_text())
+    with open(SHIPPED_WEIGHTS, "rb") as f:
+        assert rec["weights"]["sha256"] == hashlib.sha256(f.read()).hexdigest()
+    assert set(rec["errors_px"]) == {"cotracker_fast (shipped cotracker_fast_small)", "points stay where they were"}
+    assert rec["clip"]["frames"] == 8 and rec["machine"]["cpu"] and rec["date"]
+    for name, err in rec["errors_px"].items():
+        # the file holds what the table printed, to the printed precision
+        line = next(line for line in out.splitlines() if name in line)
+        assert f"mean {err['epe_mean']:6.2f} px" in line and f"{100 * err['delta_avg']:5.1f}%" in line
+
+
 def test_demo_says_when_opencv_is_missing(tmp_path, capsys, monkeypatch):
     out, _ = _run(tmp_path, capsys, monkeypatch, lk=False)
     assert "Lucas-Kanade (OpenCV)              skipped: OpenCV is not installed" in out
