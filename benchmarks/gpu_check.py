@@ -29,7 +29,8 @@ stage           ends by     what
 ==============  ==========  ============================================================================================
 
 The build and every benchmark stage run in a child process (``--child``; their code and sizes are in
-:mod:`benchmarks.gpu_check_stages`) with a hard timeout at the stage's deadline,
+:mod:`benchmarks.gpu_check_stages` and :mod:`benchmarks.gpu_check_micro`; the test files and their split in
+:mod:`benchmarks.gpu_check_tests`) with a hard timeout at the stage's deadline,
 and the children write their partial results after every case: a stage that runs out of time, or a CUDA fault that
 kills its process, loses only the case in flight; later stages still run. A stage that cannot start because too
 little time is left is skipped with the reason. The results JSON is written (atomically) after every stage, to
@@ -68,7 +69,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any, Dict, Iterable, List, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # run as a file (python benchmarks/gpu_check.py) rather than with -m
@@ -77,9 +78,10 @@ if str(ROOT) not in sys.path:  # run as a file (python benchmarks/gpu_check.py) 
 import torch  # noqa: E402
 
 from benchmarks._common import RESULTS_DIR, device_info, write_results, write_text  # noqa: E402
-from benchmarks.gpu_check_stages import (  # noqa: E402
-    CHILD_FUNCS, ChildStage, command_output, dist_version, error_text,
-)
+from benchmarks import gpu_check_stages as stages  # noqa: E402
+from benchmarks.gpu_check_micro import stage_micro  # noqa: E402
+from benchmarks.gpu_check_stages import ChildStage, command_output, dist_version, error_text  # noqa: E402
+from benchmarks.gpu_check_tests import KERNEL_TESTS, _count, _fmt_counts, plan_tests, read_journal  # noqa: E402
 
 SCHEMA = 1
 STAGES = ("env", "build", "tests", "end_to_end", "micro", "speed", "doc")
@@ -94,27 +96,14 @@ DRY_BUDGET_S = 300.0
 #: The stages run in child processes (the others run in this one).
 CHILD_STAGES = ("build", "end_to_end", "micro", "speed")
 
-TEST_FILES = ("tests/test_triton_corr.py", "tests/test_cuda_attention.py", "tests/test_gpu.py",
-              "tests/test_gpu_fast_path.py", "tests/test_triton_corr4d.py")
-#: Files run as several pytest processes side by side, one per ``-k`` expression plus one for the rest (the
-#: complement, so no test is left out): each compiled case of the fast-path test compiles the model's window step,
-#: and the forward parity test compiles a Triton kernel per radius; in parallel these compile times overlap.
-TEST_SPLITS = {"tests/test_triton_corr.py": ("forward_matches_reference",),
-               "tests/test_gpu_fast_path.py": ("accuracy_bound and True and dtype0",
-                                               "accuracy_bound and True and dtype1", "reduce_overhead")}
-#: Compiles csrc/ a second time from scratch for two architectures (a minute of the budget); the build stage has
-#: compiled the same sources, and the test's argument checks need no GPU (they run in `make test` where nvcc is).
-GPU_DESELECT = ("tests/test_cuda_attention.py::test_sources_compile_and_check_arguments",)
-#: The tests each kernel's verdict needs (node id prefixes).
-KERNEL_TESTS = {"corr_sample/triton": ("tests/test_triton_corr.py",),
-                "attention/cuda": ("tests/test_cuda_attention.py",),
-                "corr4d/triton": ("tests/test_triton_corr4d.py",)}
+#: What each child stage runs (``--child <stage>``).
+CHILD_FUNCS = {"build": stages.stage_build, "end_to_end": stages.stage_end_to_end, "micro": stage_micro,
+               "speed": stages.stage_speed}
 KERNEL_SOURCES = ("kernels", "csrc")
 SOURCE_SUFFIXES = {".py", ".cu", ".cuh", ".h", ".hpp", ".cpp", ".c"}
 RECORD_ENV = "COTRACKER_GPU_CHECK_RECORD"
 COMMIT_ENV = "COTRACKER_COMMIT"  # the commit, where the tree has no git metadata (the device machine's copy)
 LOG_TAIL_CHARS = 40_000  # of each child's output, copied into the main log
-
 
 
 # ------------------------------------------------------------------------------------------------ small helpers
@@ -168,69 +157,6 @@ def _kill_group(proc: subprocess.Popen) -> None:
             return
         except subprocess.TimeoutExpired:
             continue
-
-
-def read_journal(path: Path) -> Dict[str, Dict[str, Any]]:
-    """Per test node id, its result from a :mod:`benchmarks._pytest_record` journal. ``outcome``: ``failed`` when
-    any phase failed, ``skipped`` (with the reason) when setup skipped it, ``passed`` when the call passed,
-    ``unfinished`` for a test that started and never reported (the one running when the process ended), ``not_run``
-    for a collected test that never started."""
-    tests: Dict[str, Dict[str, Any]] = {}
-    if not path.exists():
-        return tests
-    for line in path.read_text().splitlines():
-        try:
-            ev = json.loads(line)
-        except json.JSONDecodeError:
-            continue  # a line cut off by a kill
-        if ev["event"] == "collected":
-            for nodeid in ev["nodeids"]:
-                tests.setdefault(nodeid, {"outcome": "not_run", "duration_s": 0.0})
-            continue
-        t = tests.setdefault(ev["nodeid"], {"outcome": "not_run", "duration_s": 0.0})
-        if ev["event"] == "start":
-            if t["outcome"] == "not_run":
-                t["outcome"] = "unfinished"
-            continue
-        t["duration_s"] = round(t["duration_s"] + ev.get("duration", 0.0), 4)
-        if t["outcome"] == "failed":
-            continue  # a failure stays, whatever a later phase says
-        if ev["outcome"] == "failed" or t["outcome"] in ("unfinished", "not_run", "passed"):
-            t["outcome"] = ev["outcome"]
-            if ev.get("message"):
-                t["message"] = ev["message"]
-    return tests
-
-
-def plan_tests(prev_tests: Dict[str, Dict[str, Any]], dry: bool) -> List[tuple]:
-    """``(name, pytest arguments)`` per pytest process of the tests stage.
-
-    On a GPU: one process per file of :data:`TEST_FILES`, or per ``-k`` split of :data:`TEST_SPLITS`, all run side
-    by side, minus :data:`GPU_DESELECT`. Resuming (``prev_tests``: the saved run's results by node id), only the tests
-    that did not pass or skip there, one process per file, and none for a file whose tests all did. The dry run
-    collects the four files in one process and selects the ``gpu`` tests, which skip without CUDA (a quarter of the
-    start-up time on a small CPU).
-    """
-    if dry:
-        return [("tests (all files, -m gpu)", [*TEST_FILES, "-m", "gpu"])]
-    done = {n for n, t in prev_tests.items() if t["outcome"] in ("passed", "skipped")}
-    plans = []
-    for f in TEST_FILES:
-        deselect = [a for d in GPU_DESELECT if d.startswith(f + "::") for a in ("--deselect", d)]
-        mine = [n for n in prev_tests if n.startswith(f + "::")]
-        redo = [n for n in mine if n not in done]
-        if mine:
-            if redo:
-                plans.append((f, redo + deselect))
-            continue
-        splits = TEST_SPLITS.get(f, ())
-        if not splits:
-            plans.append((f, [f] + deselect))
-            continue
-        rest = "not (" + " or ".join(f"({e})" for e in splits) + ")"
-        for expr in (*splits, rest):
-            plans.append((f"{f} -k {expr}", [f, "-k", expr] + deselect))
-    return plans
 
 
 class GpuCheck:
@@ -630,17 +556,6 @@ def stage_note(rec: Dict[str, Any]) -> str:
     if skipped:
         return f"{len(skipped)} case(s) skipped, first {skipped[0].get('key', '?')}: {skipped[0].get('reason', '')}"
     return ""
-
-
-def _count(tests: Iterable[Dict[str, Any]]) -> Dict[str, int]:
-    c = {"passed": 0, "failed": 0, "skipped": 0, "unfinished": 0, "not_run": 0}
-    for t in tests:
-        c[t["outcome"]] = c.get(t["outcome"], 0) + 1
-    return c
-
-
-def _fmt_counts(c: Dict[str, int]) -> str:
-    return ", ".join(f"{v} {k}" for k, v in c.items() if v) or "no tests"
 
 
 # ------------------------------------------------------------------------------------------------ entry point

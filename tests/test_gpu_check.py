@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from benchmarks import gpu_check as gc
+from benchmarks import gpu_check_tests as gct
 from benchmarks import make_performance_doc as mpd
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -115,29 +116,29 @@ def test_journal_keeps_failures_the_test_in_flight_and_those_never_started(tmp_p
         {"event": "start", "nodeid": "a::hung"},
     ]
     journal.write_text("".join(json.dumps(e) + "\n" for e in events) + '{"event": "rep')  # a line cut by a kill
-    got = gc.read_journal(journal)
+    got = gct.read_journal(journal)
     assert got["a::ok"]["outcome"] == "passed"
     assert got["a::bad"]["outcome"] == "failed" and got["a::bad"]["message"] == "E x"
     assert got["a::skip"] == {"outcome": "skipped", "duration_s": 0.0, "message": "needs a CUDA GPU"}
     assert got["a::hung"]["outcome"] == "unfinished" and got["a::never"]["outcome"] == "not_run"
-    assert gc._count(got.values()) == {"passed": 1, "failed": 1, "skipped": 1, "unfinished": 1, "not_run": 1}
+    assert gct._count(got.values()) == {"passed": 1, "failed": 1, "skipped": 1, "unfinished": 1, "not_run": 1}
 
 
 def test_resume_plans_only_what_did_not_pass():
-    f_corr, f_attn, f_gpu, f_fast, f_corr4d = gc.TEST_FILES
+    f_corr, f_attn, f_gpu, f_fast, f_corr4d = gct.TEST_FILES
     prev = {f"{f_corr}::t1": {"outcome": "passed"}, f"{f_corr}::t2": {"outcome": "skipped"},
             f"{f_attn}::t1": {"outcome": "passed"}, f"{f_attn}::t2[x]": {"outcome": "failed"},
             f"{f_gpu}::t1": {"outcome": "unfinished"}}
-    plans = dict(gc.plan_tests(prev, dry=False))
+    plans = dict(gct.plan_tests(prev, dry=False))
     assert f_corr not in plans  # all passed or skipped there
     assert plans[f_attn][:1] == [f"{f_attn}::t2[x]"] and "--deselect" in plans[f_attn]
     assert plans[f_gpu] == [f"{f_gpu}::t1"]
     assert plans[f_corr4d][:1] == [f_corr4d]  # never run before: the whole file
-    assert [args[:1] for name, args in gc.plan_tests(prev, dry=False) if name.startswith(f_fast)] == [[f_fast]] * 4
-    fresh = gc.plan_tests({}, dry=False)  # split files: one process per -k expression and one for the rest
+    assert [args[:1] for name, args in gct.plan_tests(prev, dry=False) if name.startswith(f_fast)] == [[f_fast]] * 4
+    fresh = gct.plan_tests({}, dry=False)  # split files: one process per -k expression and one for the rest
     assert [name for name, _ in fresh if name.startswith(f_gpu)] == [f_gpu]
-    assert len(fresh) == len(gc.TEST_FILES) + sum(len(v) for v in gc.TEST_SPLITS.values())
-    assert gc.plan_tests(prev, dry=True) == [("tests (all files, -m gpu)", [*gc.TEST_FILES, "-m", "gpu"])]
+    assert len(fresh) == len(gct.TEST_FILES) + sum(len(v) for v in gct.TEST_SPLITS.values())
+    assert gct.plan_tests(prev, dry=True) == [("tests (all files, -m gpu)", [*gct.TEST_FILES, "-m", "gpu"])]
 
 
 _COLLECT = """
@@ -157,12 +158,12 @@ print("RESULT" + json.dumps(out))
 def test_test_splits_cover_each_file_once():
     """The -k splits of the GPU run select disjoint, non-empty sets of tests whose union is the whole file (a stale
     expression would otherwise leave tests out, or run nothing)."""
-    plans = [(name, args) for name, args in gc.plan_tests({}, dry=False) if " -k " in name]
-    whole = [(f, [f]) for f in gc.TEST_SPLITS]
+    plans = [(name, args) for name, args in gct.plan_tests({}, dry=False) if " -k " in name]
+    whole = [(f, [f]) for f in gct.TEST_SPLITS]
     proc = subprocess.run([sys.executable, "-c", _COLLECT, json.dumps(plans + whole)], cwd=ROOT, capture_output=True,
                           text=True, timeout=600)
     got = json.loads(proc.stdout.split("RESULT", 1)[1])
-    for f in gc.TEST_SPLITS:
+    for f in gct.TEST_SPLITS:
         parts = [got[name][1] for name, _ in plans if name.startswith(f + " ")]
         assert all(parts), (f, parts)  # every split selects something
         union = [n for part in parts for n in part]
@@ -207,7 +208,7 @@ def _gpu_like_run(corr_triton_ms, failed_test=False):
         {"key": "a2", "status": "measured", "op": "attention", "impl": "sdpa", "kind": "group", "mode": "forward",
          "dtype": "bfloat16", "N": 1024, "batch": 8, "L": 1024, "ms": 1.0, "gbps": 1.0, "tflops": 1.0},
     ]
-    return {"tests": {"status": "passed", "tests": tests, "counts": gc._count(tests.values())},
+    return {"tests": {"status": "passed", "tests": tests, "counts": gct._count(tests.values())},
             "micro": {"status": "passed", "results": micro, "items": {}}}
 
 
