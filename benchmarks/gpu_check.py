@@ -13,9 +13,9 @@ stage           ends by     what
                             backward, a first call of the CUDA attention; times
 ``tests``       52 %        the GPU tests (``tests/test_triton_corr.py``, ``test_cuda_attention.py``, ``test_gpu.py``,
                             ``test_gpu_fast_path.py``, ``test_triton_corr4d.py``), one pytest process per file or ``-k``
-                            split
-                            (:data:`TEST_SPLITS`), all side by side so that their compile times overlap; every test's
-                            result is recorded as it finishes (``benchmarks/_pytest_record.py``)
+                            split (:data:`benchmarks.gpu_check_tests.TEST_SPLITS`), all side by side so that their
+                            compile times overlap; every test's result is recorded as it finishes
+                            (``benchmarks/_pytest_record.py``)
 ``end_to_end``  78 %        the predictor at T = 48, 384x512, N in 256, 1024, 4096: the reference maths (fp32), ``auto``
                             (bf16) and the fast path (Triton + CUDA kernels, bf16, compiled, CUDA graphs): ms per
                             frame, peak memory, speed-up over the reference; then CoTracker3 offline and online
@@ -79,7 +79,7 @@ import torch  # noqa: E402
 
 from benchmarks._common import RESULTS_DIR, device_info, write_results, write_text  # noqa: E402
 from benchmarks import gpu_check_stages as stages  # noqa: E402
-from benchmarks.gpu_check_micro import stage_micro  # noqa: E402
+from benchmarks import gpu_check_micro as micro  # noqa: E402
 from benchmarks.gpu_check_stages import ChildStage, command_output, dist_version, error_text  # noqa: E402
 from benchmarks.gpu_check_tests import KERNEL_TESTS, _count, _fmt_counts, plan_tests, read_journal  # noqa: E402
 
@@ -97,7 +97,7 @@ DRY_BUDGET_S = 300.0
 CHILD_STAGES = ("build", "end_to_end", "micro", "speed")
 
 #: What each child stage runs (``--child <stage>``).
-CHILD_FUNCS = {"build": stages.stage_build, "end_to_end": stages.stage_end_to_end, "micro": stage_micro,
+CHILD_FUNCS = {"build": stages.stage_build, "end_to_end": stages.stage_end_to_end, "micro": micro.stage_micro,
                "speed": stages.stage_speed}
 KERNEL_SOURCES = ("kernels", "csrc")
 SOURCE_SUFFIXES = {".py", ".cu", ".cuh", ".h", ".hpp", ".cpp", ".c"}
@@ -127,8 +127,6 @@ def kernel_hash(root: Path = ROOT) -> Dict[str, str]:
         total.update(h.digest())
     out["combined"] = total.hexdigest()[:16]
     return out
-
-
 
 
 def child_main(args: argparse.Namespace) -> int:
@@ -409,7 +407,8 @@ class GpuCheck:
         return self._bench_stage("speed")
 
     def stage_tests(self) -> Dict[str, Any]:
-        """The pytest processes of :meth:`test_plans`, ``--jobs`` at a time, each recording its tests as they finish."""
+        """The pytest processes of :func:`benchmarks.gpu_check_tests.plan_tests`, ``--jobs`` at a time, each
+        recording its tests as they finish."""
         prev_tests = ((self.previous or {}).get("stages", {}).get("tests") or {}).get("tests", {})
         done = {n: t for n, t in prev_tests.items() if t["outcome"] in ("passed", "skipped")}
         plans = plan_tests(prev_tests, self.dry)

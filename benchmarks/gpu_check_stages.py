@@ -1,11 +1,11 @@
 """The measuring stages of ``make gpu-check`` (:mod:`benchmarks.gpu_check`), each run in a child process.
 
-``build`` (the CUDA extension, the Triton kernels warmed), ``end_to_end`` (whole-video predictor calls),
-``micro`` (the roofs and the kernels against the PyTorch paths) and ``speed`` (CoTracker, PIPs and RAFT): each gets a
-:class:`ChildStage`, whose record is written atomically after every case so that the runner keeps the finished cases
-when it ends the child at the stage's deadline. The sizes of the real run (``"cuda"``) and of the CPU dry run
-(``"dry"``) are here too. The runner, its deadlines, the tests stage and the results file are in
-:mod:`benchmarks.gpu_check`.
+``build`` (the CUDA extension, the Triton kernels warmed), ``end_to_end`` (whole-video predictor calls) and ``speed``
+(CoTracker, PIPs and RAFT) are here, ``micro`` (the roofs and the kernels against the PyTorch paths) in
+:mod:`benchmarks.gpu_check_micro`: each gets a :class:`ChildStage`, whose record is written atomically after every
+case so that the runner keeps the finished cases when it ends the child at the stage's deadline. The sizes of the real
+run (``"cuda"``) and of the CPU dry run (``"dry"``) of every stage are here too. The runner, its deadlines and the
+results file are in :mod:`benchmarks.gpu_check`, the tests stage's files and split in :mod:`benchmarks.gpu_check_tests`.
 """
 from __future__ import annotations
 

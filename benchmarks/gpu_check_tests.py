@@ -63,7 +63,7 @@ def plan_tests(prev_tests: Dict[str, Dict[str, Any]], dry: bool) -> List[tuple]:
     On a GPU: one process per file of :data:`TEST_FILES`, or per ``-k`` split of :data:`TEST_SPLITS`, all run side
     by side, minus :data:`GPU_DESELECT`. Resuming (``prev_tests``: the saved run's results by node id), only the tests
     that did not pass or skip there, one process per file, and none for a file whose tests all did. The dry run
-    collects the four files in one process and selects the ``gpu`` tests, which skip without CUDA (a quarter of the
+    collects the files in one process and selects the ``gpu`` tests, which skip without CUDA (a quarter of the
     start-up time on a small CPU).
     """
     if dry:

@@ -18,7 +18,7 @@ S, H, W, C, LEVELS, RADIUS = 8, 96, 128, 128, 4, 3
 
 
 def _must_move_bytes(N, dtype, *, S=S, H=H, W=W, C=C, levels=LEVELS, radius=RADIUS):
-    """Bytes the forward must move at least (this suite's shapes unless given; ``benchmarks/gpu_check.py`` passes
+    """Bytes the forward must move at least (this suite's shapes unless given; ``benchmarks/gpu_check_micro.py`` passes
     its own)."""
     elt = torch.finfo(dtype).bits // 8
     pyramid = sum(S * C * (H >> lvl) * (W >> lvl) for lvl in range(levels)) * elt

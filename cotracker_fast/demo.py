@@ -26,6 +26,11 @@ from .io import VideoReader, VideoWriter, atomic_output, save_tracks
 from .models.registry import SHIPPED_MODEL, SHIPPED_WEIGHTS
 
 
+#: The demo clip: frame size (H, W) and the seed of its motion and query points.
+DEMO_SIZE_HW = (384, 512)
+DEMO_SEED = 0
+
+
 def _row(name: str, err: Dict[str, float]) -> str:
     return (f"  {name:<34} mean {err['epe_mean']:6.2f} px   median {err['epe_median']:6.2f} px   "
             f"delta_avg {100 * err['delta_avg']:5.1f}%")
@@ -61,12 +66,19 @@ def _sha256(path: str) -> str:
     return h.hexdigest()
 
 
+def _json_figures(err):
+    """``tracking_error``'s dict for JSON: the count stays an int, a non-finite figure becomes ``None``."""
+    if err is None:
+        return None
+    return {k: (int(v) if k == "num_evaluated" else float(v) if np.isfinite(v) else None) for k, v in err.items()}
+
+
 def save_results(path: str, record: dict) -> None:
     """Write the demo's figures (a JSON object) to ``path`` atomically."""
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     with atomic_output(path) as tmp:
         with open(tmp, "w") as f:
-            json.dump(record, f, indent=2)
+            json.dump(record, f, indent=2, allow_nan=False)
             f.write("\n")
 
 
@@ -97,7 +109,7 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     os.makedirs(args.out_dir, exist_ok=True)
 
-    clip = make_demo_clip(num_frames=args.frames, size_hw=(384, 512), seed=0)
+    clip = make_demo_clip(num_frames=args.frames, size_hw=DEMO_SIZE_HW, seed=DEMO_SEED)
     clip_path = os.path.join(args.out_dir, "clip.mp4")
     with VideoWriter(clip_path, fps=clip.fps) as w:
         for f in clip.frames:
@@ -139,6 +151,7 @@ def main(argv=None) -> int:
         errors["Lucas-Kanade (OpenCV)"] = tracking_error(lk_tracks, clip.gt_tracks, clip.gt_visible, query_frames=q)
         print(_row("Lucas-Kanade (OpenCV)", errors["Lucas-Kanade (OpenCV)"]))
     else:
+        errors["Lucas-Kanade (OpenCV)"] = None
         print("  Lucas-Kanade (OpenCV)              skipped: OpenCV is not installed "
               "(pip install 'cotracker_fast[lk]')")
     errors["points stay where they were"] = tracking_error(_static_tracks(clip.queries, T), clip.gt_tracks,
@@ -151,14 +164,18 @@ def main(argv=None) -> int:
 
     weights_file = args.checkpoint or SHIPPED_WEIGHTS
     save_results(results, {
-        "clip": {"description": clip.description, "frames": int(T), "size_hw": [384, 512], "points": int(N),
-                 "seed": 0},
+        "clip": {"description": clip.description, "frames": int(T), "size_hw": list(DEMO_SIZE_HW), "points": int(N),
+                 "seed": DEMO_SEED},
         "weights": {"name": weights, "file": os.path.basename(weights_file), "sha256": _sha256(weights_file)},
-        "errors_px": {name: {k: float(v) for k, v in err.items()} for name, err in errors.items()},
+        # per tracker: tracking_error's figures (epe_* in pixels, frac_within_* and delta_avg as fractions, the
+        # count of scored (frame, point) pairs); None for a tracker that was skipped
+        "errors": {name: _json_figures(err) for name, err in errors.items()},
         "machine": {"cpu": _cpu_model(), "cpu_count": os.cpu_count(), "threads": torch.get_num_threads(),
                     "torch": torch.__version__, "python": platform.python_version(),
-                    "device": args.device or "default"},
-        "seconds": elapsed,
+                    "device": str(torch.device(args.device)) if args.device else "cpu",
+                    **({"gpu": torch.cuda.get_device_name(torch.device(args.device))}
+                       if args.device and torch.device(args.device).type == "cuda" else {})},
+        "track_video_s": round(elapsed, 2),
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
     })
     print(f"overlay -> {overlay}; last frame -> {figure}; errors -> {results}")
