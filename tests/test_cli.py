@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from cotracker_fast import cli
-from cotracker_fast.io import VideoReadError, VideoWriter, load_tracks, read_video
+from cotracker_fast.io import VideoWriter, load_tracks, read_video
 from cotracker_fast.models.checkpoint import save_safetensors
 from cotracker_fast.online import CoTrackerOnlinePredictor
 from cotracker_fast.predictor import CoTrackerPredictor

@@ -1,6 +1,5 @@
 """Training: the official losses on hand-computed cases, the loop (overfitting, resume, DDP equivalence), config."""
 import json
-import math
 import os
 import subprocess
 import sys
@@ -310,11 +309,11 @@ def test_a_training_step_leaves_no_graph_alive():
     assert graph_tensors() == before
 
 
-def _calibrate_module():
+def _script_module(name):
+    """The script ``train/<name>.py`` imported as a module."""
     import importlib.util
 
-    spec = importlib.util.spec_from_file_location("calibrate_visibility",
-                                                  os.path.join(ROOT, "train", "calibrate_visibility.py"))
+    spec = importlib.util.spec_from_file_location(name, os.path.join(ROOT, "train", f"{name}.py"))
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
     return mod
@@ -326,7 +325,7 @@ def test_visibility_calibration_shifts_only_the_visibility_bias(tmp_path):
     differs from the input only in the visibility bias, by the chosen shift."""
     from cotracker_fast.models.checkpoint import read_state_dict, save_safetensors
 
-    cal = _calibrate_module()
+    cal = _script_module("calibrate_visibility")
     torch.manual_seed(3)
     src = {k: v.half() for k, v in init_model(TrainConfig(**TINY)).state_dict().items()}
     w = str(tmp_path / "w.safetensors")
@@ -352,8 +351,48 @@ def test_visibility_calibration_shifts_only_the_visibility_bias(tmp_path):
 
 
 def test_visibility_calibration_prefers_the_smallest_shift_on_a_tie():
-    cal = _calibrate_module()
+    cal = _script_module("calibrate_visibility")
     rows = [{"bias": b, "average_jaccard": aj} for b, aj in ((0.0, 0.3), (2.0, 0.5), (-1.0, 0.5), (3.0, 0.4))]
     assert cal.best_bias(rows) == -1.0
     with pytest.raises(KeyError, match="vis_predictor"):
         cal.shifted({"other": torch.zeros(1)}, 1.0)
+
+
+def test_weight_averaging_is_the_uniform_mean_and_refuses_mismatches(tmp_path):
+    """train/average_weights.py: every floating tensor is the mean of the inputs (checked against a hand average of
+    two models and a third file), the variant name carries over, and inputs of other keys, shapes or variants fail."""
+    from cotracker_fast.models.checkpoint import read_state_dict, save_safetensors
+
+    avg = _script_module("average_weights")
+    paths, sds = [], []
+    for seed in range(3):
+        torch.manual_seed(seed)
+        sd = {k: v.half() for k, v in init_model(TrainConfig(**TINY)).state_dict().items()}
+        paths.append(str(tmp_path / f"w{seed}.safetensors"))
+        save_safetensors(sd, paths[-1], metadata={"model_name": TINY["model"]})
+        sds.append(sd)
+    out = str(tmp_path / "avg.safetensors")
+    assert avg.main([*paths, "--out", out, "--dtype", "float32"]) == 0
+    got = read_state_dict(out)
+    assert set(got) == set(sds[0])
+    for k, v in got.items():
+        want = (sds[0][k].float() + sds[1][k].float() + sds[2][k].float()) / 3
+        assert torch.allclose(v, want, atol=1e-6), k
+    from safetensors import safe_open
+
+    with safe_open(out, "pt") as f:
+        assert f.metadata()["model_name"] == TINY["model"]
+    one = dict(sds[0])
+    first = next(iter(one))
+    with pytest.raises(ValueError, match="different keys"):
+        avg.average_state_dicts([sds[0], {k: v for k, v in one.items() if k != first}])
+    with pytest.raises(ValueError, match="shape"):
+        avg.average_state_dicts([sds[0], {**one, first: torch.zeros(2, 2, 2, 2, 2)}])
+    with pytest.raises(ValueError, match="integer tensor differs"):
+        avg.average_state_dicts([{"n": torch.tensor([1])}, {"n": torch.tensor([2])}])
+    other = str(tmp_path / "other.safetensors")
+    save_safetensors(sds[1], other, metadata={"model_name": "cotracker_fast_other"})
+    with pytest.raises(SystemExit, match="different model variants"):
+        avg.main([paths[0], other, "--out", str(tmp_path / "bad.safetensors")])
+    with pytest.raises(SystemExit, match="at least two"):
+        avg.main([paths[0], "--out", str(tmp_path / "bad.safetensors")])
