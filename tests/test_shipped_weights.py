@@ -62,11 +62,11 @@ def demo_result(tmp_path_factory):
 def test_demo_clip_beats_points_that_stay_still(demo_result):
     """What the shipped weights achieve today on ``make demo``'s clip (docs/ACCURACY.md), far below the static
     baseline's error (27.2 px mean, 27.6 px median, <delta_avg 4.9%). Measured on a 2-core Intel Xeon (family 6 model 167,
-    AMX): 3.18 px mean, 1.81 px median, 70.4% (the previous weights: 3.12, 2.03, 68.1% on a Zen 5); the bounds leave
-    room for other CPUs' float rounding, not for a return to the weights before those (4.33, 2.46, 62.4%)."""
-    assert demo_result["epe_mean"] < 3.4, demo_result
-    assert demo_result["epe_median"] < 2.3, demo_result
-    assert demo_result["delta_avg"] > 0.65, demo_result
+    AMX): 2.58 px mean, 1.75 px median, 72.5% (the previous weights: 3.18, 1.81, 70.4%); the bounds leave room for
+    other CPUs' float rounding, not for a return to the previous weights' mean error."""
+    assert demo_result["epe_mean"] < 2.8, demo_result
+    assert demo_result["epe_median"] < 2.0, demo_result
+    assert demo_result["delta_avg"] > 0.69, demo_result
 
 
 def test_refinement_damps_a_tiny_input_change():
@@ -91,18 +91,18 @@ def test_refinement_damps_a_tiny_input_change():
     assert d.mean() < 0.01 and d.max() < 0.2, (float(d.mean()), float(d.max()))
 
 
-# The targets the shipped weights are trained towards. They are not met yet (measured 3.18 px mean, <delta_avg 70.4%
-# on the demo clip; AJ 49.8 against Lucas-Kanade's 78.5 and occlusion accuracy 84.7 against static's 94.9 on the
+# The targets the shipped weights are trained towards. They are not met yet (measured 2.58 px mean, <delta_avg 72.5%
+# on the demo clip; AJ 57.5 against Lucas-Kanade's 78.5 and occlusion accuracy 93.1 against static's 94.9 on the
 # held-out photos, docs/ACCURACY.md); strict, so the markers must come off as soon as weights that meet them are
 # shipped.
-@pytest.mark.xfail(strict=True, reason="target not met yet: measured 3.18 px mean error, delta_avg 70.4%")
+@pytest.mark.xfail(strict=True, reason="target not met yet: measured 2.58 px mean error, delta_avg 72.5%")
 def test_demo_clip_error_within_2px(demo_result):
     """``make demo``'s clip (seed 0, 24 frames of 384x512): mean error at most 2 px, <delta_avg at least 90%."""
     assert demo_result["epe_mean"] <= 2.0, demo_result
     assert demo_result["delta_avg"] >= 0.90, demo_result
 
 
-@pytest.mark.xfail(strict=True, reason="target not met yet: AJ 49.8 against Lucas-Kanade's 78.5, OA 84.7 against "
+@pytest.mark.xfail(strict=True, reason="target not met yet: AJ 57.5 against Lucas-Kanade's 78.5, OA 93.1 against "
                                        "static's 94.9 (6 clips)")
 def test_beats_lucas_kanade_and_static_on_heldout_photos():
     """Two clips of the held-out photo set (real photographs never used in training, camera motion, moving
@@ -152,17 +152,20 @@ def test_training_refuses_the_evaluation_photographs(tmp_path):
 @pytest.fixture(scope="module")
 def bf16_deviation():
     """How far the bf16 path moves the shipped weights' tracks from float32 at a small size: 8 frames of the demo
-    clip, 48 points, 6 iterations, the bf16 path forced (emulated bf16 rounds as native bf16 does). Returns the
-    per-point-frame distances (px) and the fraction of equal visibility flags."""
+    clip, 256 points (as many as ``benchmarks/bf16_accuracy.py`` at full size; half at frame 0, half on frames 1-3),
+    6 iterations, the bf16 path forced (emulated bf16 rounds as native bf16 does). Returns the per-point-frame
+    distances (px) and the fraction of equal visibility flags. With 256 points a single point that the weights track
+    poorly moves the mean by a few thousandths of a pixel; with 48 points one or two flags decide the agreement
+    (measured on the shipped weights: 99.48% with 48 points, 99.95% with 256)."""
     from cotracker_fast import precision
     from cotracker_fast.demo_clip import make_demo_clip
 
     clip = make_demo_clip(num_frames=8, size_hw=(384, 512), seed=0)
     video = torch.from_numpy(clip.frames).permute(0, 3, 1, 2)[None].float()
     g = torch.Generator().manual_seed(1)
-    xy = torch.rand(48, 2, generator=g) * torch.tensor([511.0, 383.0])
-    t = torch.randint(0, 4, (48, 1), generator=g).float()
-    t[:24] = 0
+    xy = torch.rand(256, 2, generator=g) * torch.tensor([511.0, 383.0])
+    t = torch.randint(0, 4, (256, 1), generator=g).float()
+    t[:128] = 0
     queries = torch.cat([t, xy], 1)[None]
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(precision, "cpu_has_native_bf16", lambda: True)
@@ -173,21 +176,19 @@ def bf16_deviation():
 
 
 def test_bf16_tracks_stay_close_to_float32(bf16_deviation):
-    """What the bf16 path achieves on the shipped weights at the fixture's size. Measured on an Intel Xeon with AMX
-    on the stage-L weights: 0.109 px mean, 0.88 px p99, 100% equal visibility flags; the mean's bound here (0.2 px)
-    is not the stated one (next test): a few points that the weights track poorly move by up to a pixel or more."""
+    """A looser check of the bf16 path on the shipped weights at the fixture's size (the stated bound is the next
+    test), kept so that a regression shows even where the stated bound's margin is eaten by another CPU's rounding.
+    Measured on an Intel Xeon with AMX: 0.077 px mean, 0.48 px p99, 99.95% equal visibility flags."""
     d, agree = bf16_deviation
     assert torch.quantile(d, 0.99) <= 1.0 and agree >= 0.99 and d.mean() <= 0.2, (
         float(d.mean()), float(torch.quantile(d, 0.99)), float(agree))
 
 
-@pytest.mark.xfail(strict=True, reason="bound not met at this size on the shipped stage-L weights: 0.109 px mean "
-                                       "(the full-size benchmark gives 0.093, within it)")
 def test_bf16_tracks_stay_within_the_stated_bound(bf16_deviation):
     """The bf16 path's stated bound (mean <= 0.1 px, p99 <= 1 px, visibility agreement >= 99%; README, ``--dtype``
-    help) on the shipped weights. The full-size figure (24 frames, 256 points) is ``benchmarks/bf16_accuracy.py``'s:
-    0.093 px mean, 0.91 px p99, 99.9% agreement on the stage-L weights (Intel Xeon, AMX); at this size 0.109 px mean,
-    0.88 px p99, 100% agreement."""
+    help) on the shipped weights. Measured on an Intel Xeon with AMX: at this size 0.077 px mean, 0.48 px p99, 99.95%
+    agreement; at full size (``benchmarks/bf16_accuracy.py``: 24 frames, 256 points) 0.072 px mean, 0.48 px p99,
+    99.93%."""
     d, agree = bf16_deviation
     assert d.mean() <= 0.1 and torch.quantile(d, 0.99) <= 1.0 and agree >= 0.99, (
         float(d.mean()), float(torch.quantile(d, 0.99)), float(agree))
