@@ -360,7 +360,7 @@ def test_visibility_calibration_prefers_the_smallest_shift_on_a_tie():
 
 def test_weight_averaging_is_the_uniform_mean_and_refuses_mismatches(tmp_path):
     """train/average_weights.py: every floating tensor is the mean of the inputs (checked against a hand average of
-    two models and a third file), the variant name carries over, and inputs of other keys, shapes or variants fail."""
+    three saved models), the variant name carries over, and inputs of other keys, shapes or variants fail."""
     from cotracker_fast.models.checkpoint import read_state_dict, save_safetensors
 
     avg = _script_module("average_weights")
@@ -394,5 +394,13 @@ def test_weight_averaging_is_the_uniform_mean_and_refuses_mismatches(tmp_path):
     save_safetensors(sds[1], other, metadata={"model_name": "cotracker_fast_other"})
     with pytest.raises(SystemExit, match="different model variants"):
         avg.main([paths[0], other, "--out", str(tmp_path / "bad.safetensors")])
+    overridden = str(tmp_path / "overridden.safetensors")
+    save_safetensors(sds[1], overridden, metadata={"model_name": TINY["model"],
+                                                   "model_overrides": json.dumps(TINY["model_overrides"])})
+    with pytest.raises(SystemExit, match="different model variants"):
+        avg.main([paths[0], overridden, "--out", str(tmp_path / "bad.safetensors")])
+    assert avg.main([overridden, overridden, "--out", out]) == 0
+    with safe_open(out, "pt") as f:
+        assert json.loads(f.metadata()["model_overrides"]) == TINY["model_overrides"]
     with pytest.raises(SystemExit, match="at least two"):
         avg.main([paths[0], "--out", str(tmp_path / "bad.safetensors")])

@@ -46,6 +46,16 @@ def average_state_dicts(state_dicts: list) -> dict:
     return out
 
 
+def _overrides(meta: dict) -> str:
+    """The model overrides a weights file was trained with, as canonical JSON (``"{}"`` for the registered variant):
+    from an export's ``model_overrides`` or a training checkpoint's config."""
+    if "model_overrides" in meta:
+        value = json.loads(meta["model_overrides"])
+    else:
+        value = json.loads(meta.get("train_config") or "{}").get("model_overrides") or {}
+    return json.dumps(value, sort_keys=True)
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("inputs", nargs="+", help="training checkpoints (.pt) or weights files of one model variant")
@@ -55,15 +65,19 @@ def main(argv=None) -> int:
     if len(args.inputs) < 2:
         raise SystemExit("average_weights: give at least two inputs to average")
     loaded = [read_weights(path) for path in args.inputs]
-    names = {meta.get("model_name", "") for _, meta in loaded} - {""}
-    if len(names) > 1:
-        raise SystemExit(f"average_weights: the inputs are of different model variants: {sorted(names)}")
+    variants = {(meta.get("model_name", ""), _overrides(meta)) for _, meta in loaded}
+    if len(variants) > 1:
+        raise SystemExit(f"average_weights: the inputs are of different model variants (name, model_overrides): "
+                         f"{sorted(variants)}")
+    name, overrides = variants.pop()
     avg = average_state_dicts([sd for sd, _ in loaded])
     dtype = getattr(torch, args.dtype)
     sd = {k: v.to(dtype) if v.is_floating_point() else v for k, v in avg.items()}
     metadata = {"averaged_from": json.dumps(args.inputs)}
-    if names:
-        metadata["model_name"] = names.pop()
+    if name:
+        metadata["model_name"] = name
+    if overrides != "{}":
+        metadata["model_overrides"] = overrides
     save_safetensors(sd, args.out, metadata=metadata)
     print(f"{args.out}: the average of {len(args.inputs)} checkpoints, {args.dtype}")
     return 0
