@@ -158,7 +158,10 @@ def test_attention_cpu_falls_back_to_sdpa_for_autograd_and_other_head_dims():
 
 
 @needs_bf16
-def test_attention_cpu_is_the_automatic_choice_for_bf16_only():
+def test_attention_cpu_is_the_automatic_choice_for_bf16_only(monkeypatch):
+    from cotracker_fast.ops import op_attention
+
+    monkeypatch.setattr(op_attention, "cpu_has_amx_bf16", lambda: False)
     cpu = torch.device("cpu")
     assert ops.resolve("attention", None, cpu, torch.bfloat16)[0] == "cpu"
     assert ops.resolve("attention", None, cpu, torch.float32)[0] == "torch"
@@ -173,3 +176,14 @@ def test_attention_cpu_is_refused_without_avx512_bf16(monkeypatch):
     assert ops.resolve("attention", None, cpu, torch.bfloat16)[0] == "torch"
     with pytest.raises(ops.BackendUnavailableError, match="AVX512-BF16"):
         ops.resolve("attention", "cpu", cpu, torch.bfloat16)
+
+
+@needs_bf16
+def test_attention_cpu_is_not_the_automatic_choice_with_amx(monkeypatch):
+    """With AMX the automatic choice is SDPA (faster there); the kernel still runs when asked for by name."""
+    from cotracker_fast.ops import op_attention
+
+    monkeypatch.setattr(op_attention, "cpu_has_amx_bf16", lambda: True)
+    cpu = torch.device("cpu")
+    assert ops.resolve("attention", None, cpu, torch.bfloat16)[0] == "torch"
+    assert ops.resolve("attention", "cpu", cpu, torch.bfloat16)[0] == "cpu"
