@@ -38,12 +38,17 @@ def check_dtype(dtype: Optional[torch.dtype]) -> torch.dtype:
     return dtype or torch.float32
 
 
+def cpu_capabilities() -> dict:
+    """PyTorch's report of this CPU's instruction sets (``avx512_bf16``, ``amx_bf16``, ...); empty where unknown."""
+    return torch.cpu.get_capabilities() if hasattr(torch.cpu, "get_capabilities") else {}
+
+
 @functools.lru_cache(maxsize=None)
 def cpu_has_native_bf16() -> bool:
     """Whether this CPU does bf16 arithmetic in hardware (x86: AVX512-BF16 or AMX-BF16; Arm: the BF16 extension).
 
     ``torch.backends.cpu.get_cpu_capability()`` is no answer: it says "AVX512" with and without AVX512-BF16."""
-    caps = torch.cpu.get_capabilities() if hasattr(torch.cpu, "get_capabilities") else {}
+    caps = cpu_capabilities()
     if caps.get("avx512_bf16") or caps.get("amx_bf16"):
         return True
     machine = platform.machine().lower()

@@ -251,8 +251,9 @@ def _cpu_check(device: torch.device, dtype: torch.dtype) -> Optional[str]:
 
 def cpu_has_amx_bf16() -> bool:
     """Whether this CPU has AMX-BF16 tiles (PyTorch's capability report)."""
-    caps = torch.cpu.get_capabilities() if hasattr(torch.cpu, "get_capabilities") else {}
-    return bool(caps.get("amx_bf16"))
+    from ..precision import cpu_capabilities
+
+    return bool(cpu_capabilities().get("amx_bf16"))
 
 
 def _cpu_auto_check(device: torch.device, dtype: torch.dtype) -> Optional[str]:
