@@ -16,7 +16,8 @@ Variants (the diagnostic ones say which part of the network the deviation comes 
 * ``bf16-encoder-fp32``: the same with the feature CNN in float32;
 * ``bf16-transformer-fp32``: the same with the transformer in float32;
 * ``bf16-torch-ops``: the bf16 path on the PyTorch ops instead of the CPU kernels (local correlation in PyTorch,
-  SDPA, the MLP's fc1 and GELU unfused): whether the kernels move the tracks more than PyTorch's own bf16 does;
+  SDPA, the Linears through autocast's addmm with a separate GELU): whether the kernels move the tracks more than
+  PyTorch's own bf16 does;
 * ``fp32-perturbed``: no bf16 at all: float32 on the video plus Gaussian noise of standard deviation 0.01 grey
   levels by default (far below the 8-bit quantum of 1; ``--noise-std``: rounding the image to bf16 moves a pixel by
   up to about a quarter of a grey level). It measures how strongly the weights themselves amplify a tiny
@@ -95,23 +96,24 @@ def float32_module(module: torch.nn.Module) -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def unfused_mlp() -> Iterator[None]:
-    """The transformer MLP's fc1 and GELU as separate modules (no oneDNN epilogue fusion)."""
+def autocast_linears() -> Iterator[None]:
+    """The transformer blocks' Linears through autocast's own ops (``aten::addmm``, a separate GELU; no oneDNN
+    epilogue fusion)."""
     from cotracker_fast.models import updateformer
 
-    saved = updateformer._cpu_bf16_fused_linear_gelu
-    updateformer._cpu_bf16_fused_linear_gelu = lambda x, layer: False
+    saved = updateformer._cpu_bf16_inference
+    updateformer._cpu_bf16_inference = lambda x, layer: False
     try:
         yield
     finally:
-        updateformer._cpu_bf16_fused_linear_gelu = saved
+        updateformer._cpu_bf16_inference = saved
 
 
 def variant_context(predictor, variant: str):
     if variant in ("bf16", "fp32-perturbed"):
         return contextlib.nullcontext()
     if variant == "bf16-torch-ops":
-        return unfused_mlp()
+        return autocast_linears()
     if variant == "bf16-encoder-fp32":
         return float32_module(predictor.model.fnet)
     if variant == "bf16-transformer-fp32":

@@ -179,11 +179,31 @@ def test_attention_cpu_is_refused_without_avx512_bf16(monkeypatch):
 
 
 @needs_bf16
-def test_attention_cpu_is_not_the_automatic_choice_with_amx(monkeypatch):
-    """With AMX the automatic choice is SDPA (faster there); the kernel still runs when asked for by name."""
+def test_attention_cpu_amx_is_the_automatic_choice_with_amx(monkeypatch):
+    """With AMX the automatic choice is ``cpu_amx``; the kernel alone still runs when asked for by name, and
+    ``cpu_amx`` by name is refused on a CPU without AMX."""
     from cotracker_fast.ops import op_attention
 
-    monkeypatch.setattr(op_attention, "cpu_has_amx_bf16", lambda: True)
     cpu = torch.device("cpu")
-    assert ops.resolve("attention", None, cpu, torch.bfloat16)[0] == "torch"
+    monkeypatch.setattr(op_attention, "cpu_has_amx_bf16", lambda: True)
+    assert ops.resolve("attention", None, cpu, torch.bfloat16)[0] == "cpu_amx"
+    assert ops.resolve("attention", None, cpu, torch.float32)[0] == "torch"
     assert ops.resolve("attention", "cpu", cpu, torch.bfloat16)[0] == "cpu"
+    monkeypatch.setattr(op_attention, "cpu_has_amx_bf16", lambda: False)
+    with pytest.raises(ops.BackendUnavailableError, match="no AMX"):
+        ops.resolve("attention", "cpu_amx", cpu, torch.bfloat16)
+
+
+@needs_bf16
+@pytest.mark.parametrize("L", [1, 8, 31, 32, 33, 70])
+def test_attention_cpu_amx_splits_by_length(L):
+    """``cpu_amx`` gives the kernel's result up to 32 keys and SDPA's beyond (each checked against fp32 attention by
+    the tests above), with and without a key mask."""
+    from cotracker_fast.ops import op_attention
+
+    qkv = _qkv(3, L, 2, 48, seed=L)
+    mask = torch.rand(3, L, generator=torch.Generator().manual_seed(L)) > 0.3
+    mask[:, 0] = True
+    want_fn = attention_cpu if L <= op_attention.CPU_AMX_KERNEL_MAX_LEN else attention_sdpa
+    for m in (None, mask):
+        assert torch.equal(op_attention.attention_cpu_amx(qkv, m), want_fn(qkv, m))

@@ -18,7 +18,7 @@ from .backend import (
     resolve,
 )
 from . import _cpu_ext
-from .op_attention import attention, attention_cpu, attention_reference, attention_sdpa
+from .op_attention import attention, attention_cpu, attention_cpu_amx, attention_reference, attention_sdpa
 from .op_corr4d import corr4d, corr4d_reference
 from .op_corr_sample import build_pyramid, corr_sample, corr_sample_cpu, corr_sample_reference, corr_sample_torch
 
@@ -33,6 +33,7 @@ __all__ = [
     "attention_reference",
     "attention_sdpa",
     "attention_cpu",
+    "attention_cpu_amx",
     "build_pyramid",
     "bilinear_sample_border",
     "resolve",

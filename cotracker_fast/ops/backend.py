@@ -20,6 +20,8 @@ corr_sample    ``triton``                                      fused Triton kern
 attention      ``reference``                                   explicit softmax(q k^T) v
 attention      ``cpu``                                         AVX512-BF16 kernel (``cotracker_fast._cpu``),
                                                                bfloat16 on CPUs that have the instructions
+attention      ``cpu_amx``                                     that kernel for sequences <= 32, SDPA for
+                                                               longer ones: bfloat16 on CPUs with AMX
 attention      ``torch``                                       ``F.scaled_dot_product_attention``
 attention      ``cuda``                                        CUDA kernels of ``cotracker_fast._C``,
                                                                explicit only (for now)
@@ -30,9 +32,10 @@ attention      ``cuda``                                        CUDA kernels of `
 (``{"corr_sample": "triton", "attention": "cuda"}``); it raises where they cannot run.
 
 On the CPU the automatic choice takes the C++ kernels of ``cotracker_fast._cpu`` where they are built and can run
-(fused correlation; bf16 attention with AVX512-BF16), else the PyTorch implementations. On GPUs it keeps to the
-PyTorch implementations (local correlation, SDPA) until the Triton and CUDA kernels
-have been validated and measured on a GPU (their GPU tests and benchmarks are written; no GPU has run them yet).
+(fused correlation; bf16 attention with AVX512-BF16, shared by sequence length with SDPA on CPUs with AMX), else
+the PyTorch implementations. On GPUs it keeps to the PyTorch implementations (local correlation, SDPA) until the
+Triton and CUDA kernels have been validated and measured on a GPU (their GPU tests and benchmarks are written; no
+GPU has run them yet).
 """
 from __future__ import annotations
 

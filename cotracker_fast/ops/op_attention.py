@@ -7,6 +7,8 @@ Backends (:mod:`cotracker_fast.ops.backend`), all with the signature of :func:`a
 * ``cpu`` (:func:`attention_cpu`, the automatic choice for bfloat16 on CPUs with AVX512-BF16): the flash-style
   kernel of ``csrc/cpu/attention_cpu.cpp`` in the extension ``cotracker_fast._cpu``. Forward only: with autograd,
   and for head dims other than 32 / 48 / 64, it runs SDPA instead.
+* ``cpu_amx`` (:func:`attention_cpu_amx`, the automatic choice for bfloat16 on CPUs with AMX tiles): that kernel
+  for sequences of length <= 32, SDPA (bf16 on the AMX tiles) for longer ones.
 * ``cuda`` (:func:`attention_cuda`): the kernels of ``csrc/attention.cu`` in the extension ``cotracker_fast._C``.
   Loading is lazy and happens on first use, never at import: the prebuilt ``cotracker_fast._C`` (built by
   ``setup.py`` when nvcc was found), else a JIT build with ninja into ``~/.cache/cotracker_fast`` on a machine with a
@@ -33,8 +35,8 @@ from torch import Tensor
 from ._cpu_ext import cpu_bf16_attention_supported, cpu_extension_error, load_cpu_extension
 from .backend import BackendSpec, register_backend, resolve
 
-__all__ = ["attention", "attention_reference", "attention_sdpa", "attention_cuda", "attention_cpu", "load_extension",
-           "has_cuda_ext"]
+__all__ = ["attention", "attention_reference", "attention_sdpa", "attention_cuda", "attention_cpu", "attention_cpu_amx",
+           "load_extension", "has_cuda_ext"]
 
 
 def _check_qkv(qkv: Tensor, key_mask: Optional[Tensor]) -> None:
@@ -257,11 +259,17 @@ def cpu_has_amx_bf16() -> bool:
 
 
 def _cpu_auto_check(device: torch.device, dtype: torch.dtype) -> Optional[str]:
-    # With AMX, SDPA's bf16 path (oneDNN on the tiles) beats the AVX512-BF16 kernel: on a 2-core Intel Xeon (family 6
-    # model 167) the attention of an 8-frame, 1,024-point v1 call took 3.2 s through SDPA against 8.0 s here.
+    # With AMX, the automatic choice is ``cpu_amx`` (this kernel for short sequences only, see attention_cpu_amx)
     if cpu_has_amx_bf16():
-        return "this CPU has AMX, where SDPA is faster"
+        return "this CPU has AMX, where the automatic choice is cpu_amx"
     return None
+
+
+def _cpu_amx_check(device: torch.device, dtype: torch.dtype) -> Optional[str]:
+    reason = _cpu_check(device, dtype)
+    if reason is None and not cpu_has_amx_bf16():
+        return "this CPU has no AMX-BF16 tiles"
+    return reason
 
 
 @torch.library.custom_op("cotracker_fast::attention_cpu", mutates_args=(), device_types="cpu")
@@ -305,8 +313,27 @@ def attention_cpu(qkv: Tensor, key_mask: Optional[Tensor] = None, scale: Optiona
     return _attention_cpu_op(qkv, key_mask, scale)
 
 
+#: Longest sequence :func:`attention_cpu_amx` gives to the AVX512-BF16 kernel; longer ones go to SDPA.
+CPU_AMX_KERNEL_MAX_LEN = 32
+
+
+def attention_cpu_amx(qkv: Tensor, key_mask: Optional[Tensor] = None, scale: Optional[float] = None) -> Tensor:
+    """CPU bfloat16 backend for CPUs with AMX tiles (same signature and maths as the references).
+
+    Sequences of length <= :data:`CPU_AMX_KERNEL_MAX_LEN` (the time blocks: one track's frames) run
+    :func:`attention_cpu`, whose per-row work has no setup cost; longer ones (the group blocks: all tracks of a
+    frame) run SDPA, whose bf16 flash kernel multiplies on the AMX tiles through oneDNN. On a 2-core Intel Xeon
+    (family 6 model 167), 8,480 tokens, 8 heads of 48: L = 8 took 6.7 ms in the kernel and 20.9 ms in SDPA, L = 32
+    9.7 against 11.4 ms, L = 64 12.5 against 12.1 ms, L = 256 48.5 against 24.6 ms.
+    """
+    if qkv.dim() == 5 and qkv.shape[1] <= CPU_AMX_KERNEL_MAX_LEN:
+        return attention_cpu(qkv, key_mask, scale)
+    return attention_sdpa(qkv, key_mask, scale)
+
+
 register_backend("attention", "reference", attention_reference)
 register_backend("attention", "cpu", attention_cpu, check=_cpu_check, auto_check=_cpu_auto_check, auto_priority=0)
+register_backend("attention", "cpu_amx", attention_cpu_amx, check=_cpu_amx_check, auto_priority=0)
 register_backend("attention", "torch", attention_sdpa, auto_priority=100)
 # Explicit only for now: the kernels compile and validate their inputs, but have not yet run on a GPU; they join the
 # automatic choice once measured (benchmarks/test_bench_attention_cuda.py).
