@@ -31,10 +31,12 @@ class Attention(nn.Module):
 
 
 def _cpu_bf16_inference(x: Tensor, layer: nn.Linear) -> bool:
-    """True when ``layer(x)`` is CPU inference under bf16 autocast with a bias, where oneDNN's fused linear can run
-    it (that op has no autograd formula here)."""
+    """True when ``layer(x)`` is eager CPU inference under bf16 autocast with a bias, where oneDNN's fused linear can
+    run it (that op has no autograd formula, and inductor cannot lower its GELU epilogue: a compiled graph keeps
+    ``aten.linear`` and lets inductor pick its own CPU kernels)."""
     return (
         x.device.type == "cpu"
+        and not torch.compiler.is_compiling()
         and torch.is_autocast_enabled("cpu")
         and torch.get_autocast_dtype("cpu") == torch.bfloat16
         and not (torch.is_grad_enabled() and (x.requires_grad or layer.weight.requires_grad))
