@@ -196,14 +196,21 @@ def test_attention_cpu_amx_is_the_automatic_choice_with_amx(monkeypatch):
 
 @needs_bf16
 @pytest.mark.parametrize("L", [1, 8, 31, 32, 33, 70])
-def test_attention_cpu_amx_splits_by_length(L):
-    """``cpu_amx`` gives the kernel's result up to 32 keys and SDPA's beyond (each checked against fp32 attention by
-    the tests above), with and without a key mask."""
+def test_attention_cpu_amx_splits_by_length(monkeypatch, L):
+    """``cpu_amx`` runs the kernel up to 32 keys and SDPA beyond (each checked against fp32 attention by the tests
+    above) and returns that backend's result, with and without a key mask."""
     from cotracker_fast.ops import op_attention
 
+    calls = []
+    for name in ("attention_cpu", "attention_sdpa"):
+        fn = getattr(op_attention, name)
+        monkeypatch.setattr(op_attention, name, lambda *a, _fn=fn, _n=name: calls.append(_n) or _fn(*a))
     qkv = _qkv(3, L, 2, 48, seed=L)
     mask = torch.rand(3, L, generator=torch.Generator().manual_seed(L)) > 0.3
     mask[:, 0] = True
-    want_fn = attention_cpu if L <= op_attention.CPU_AMX_KERNEL_MAX_LEN else attention_sdpa
+    want = "attention_cpu" if L <= op_attention.CPU_AMX_KERNEL_MAX_LEN else "attention_sdpa"
     for m in (None, mask):
-        assert torch.equal(op_attention.attention_cpu_amx(qkv, m), want_fn(qkv, m))
+        out = op_attention.attention_cpu_amx(qkv, m)
+        assert calls.pop() == want and not calls
+        assert torch.equal(out, getattr(op_attention, want)(qkv, m))
+        calls.clear()

@@ -119,9 +119,10 @@ def test_encoder_norm_keeps_channels_last_bf16_and_the_official_float32(relu):
     assert torch.allclose(y.double(), want, rtol=2**-8, atol=1e-6)
 
 
-def test_cpu_bf16_mlp_fuses_fc1_and_gelu_only_for_inference():
-    """Under CPU bf16 autocast without autograd, fc1 + GELU run as one oneDNN matmul with a GELU epilogue: one bf16
-    rounding instead of two, so its error against float32 is no larger than the unfused path's."""
+def test_cpu_bf16_mlp_runs_fused_only_for_inference():
+    """Under CPU bf16 autocast without autograd, each of the MLP's matmuls is one oneDNN call (fc1 with its GELU in
+    the epilogue): one bf16 rounding of the hidden activations instead of two, so the error against float32 is no
+    larger than autocast's own path's. Training (anything that records autograd) keeps autograd's ops."""
     from cotracker_fast.models import updateformer as U
 
     torch.manual_seed(0)
@@ -130,43 +131,71 @@ def test_cpu_bf16_mlp_fuses_fc1_and_gelu_only_for_inference():
     with torch.no_grad():
         ref = mlp(x)
         with torch.autocast("cpu", dtype=torch.bfloat16):
-            assert U._cpu_bf16_inference(x, mlp.fc1) == hasattr(torch.ops.mkldnn, "_linear_pointwise")
+            if not U._cpu_bf16_inference(x, mlp.fc1):
+                pytest.skip("this PyTorch build has no oneDNN fused linear")
             fused = mlp(x)
             unfused = mlp.fc2(F.gelu(mlp.fc1(x), approximate="tanh"))
     assert fused.dtype == torch.bfloat16
-    # measured: 0.0034 fused, 0.0039 unfused (outputs up to 0.84)
-    assert (fused.float() - ref).abs().max() <= (unfused.float() - ref).abs().max() * 1.1
+    err, err_unfused = (fused.float() - ref).abs().max(), (unfused.float() - ref).abs().max()
+    # measured on an Intel Xeon (AMX): 0.0034 fused, 0.0039 through autocast's ops (outputs up to 0.84)
+    assert err <= err_unfused * 1.1, (float(err), float(err_unfused))
     with torch.autocast("cpu", dtype=torch.bfloat16):
-        assert not U._cpu_bf16_inference(x.requires_grad_(True), mlp.fc1)  # training keeps autograd's ops
-    assert not U._cpu_bf16_inference(x.detach(), mlp.fc1)  # no autocast: float32 as written
+        assert not U._cpu_bf16_inference(x.requires_grad_(True), mlp.fc1)  # input records autograd
+        x = x.detach()
+        assert not U._cpu_bf16_inference(x, mlp.fc1)  # grad enabled, parameters require grad: training
+        for p in mlp.parameters():
+            p.requires_grad_(False)
+        mlp.fc1.bias.requires_grad_(True)
+        assert not U._cpu_bf16_inference(x, mlp.fc1)  # only the bias trains
+        assert U._cpu_bf16_inference(x, mlp.fc2)  # nothing of fc2 records autograd
+        assert not U._cpu_bf16_inference(x.double(), mlp.fc2)  # float64 is left to the module, as autocast does
+    assert not U._cpu_bf16_inference(x, mlp.fc2)  # no autocast: float32 as written
 
 
-@pytest.mark.parametrize("shape", [(1, 1, 384), (3, 7, 384), (1060, 8, 384)])
+def test_cpu_bf16_blocks_train_under_autocast():
+    """A backward pass through a transformer block under CPU bf16 autocast reaches every parameter (the fused
+    inference op, which has no autograd formula, is not used while autograd records)."""
+    from cotracker_fast.models import updateformer as U
+
+    torch.manual_seed(0)
+    block = U.AttnBlock(64, 4, 4.0).train()
+    x = torch.randn(3, 9, 64)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        block(x).float().square().mean().backward()
+    for name, p in block.named_parameters():
+        assert p.grad is not None and p.grad.abs().sum() > 0, name
+
+
+@pytest.mark.parametrize("shape", [(1, 384), (1, 1, 384), (3, 7, 384), (1060, 8, 384), "strided"])
 def test_cpu_bf16_linear_matches_autocast(shape):
     """The blocks' Linears under CPU bf16 autocast (one oneDNN matmul, bias in the epilogue) give autocast's own
-    ``F.linear`` up to one bf16 rounding of the output, and float32 outside autocast."""
+    ``F.linear`` up to one bf16 rounding of the output, and the module itself outside autocast; 2D, 3D and
+    non-contiguous inputs."""
     from cotracker_fast.models import updateformer as U
 
     torch.manual_seed(0)
     layer = torch.nn.Linear(384, 1152).eval()
     torch.nn.init.normal_(layer.bias)
-    x = torch.randn(shape)
+    x = torch.randn(5, 768)[:, ::2] if shape == "strided" else torch.randn(shape)
     with torch.no_grad():
         exact = F.linear(x.bfloat16().double(), layer.weight.bfloat16().double(), layer.bias.bfloat16().double())
         with torch.autocast("cpu", dtype=torch.bfloat16):
+            if not U._cpu_bf16_inference(x, layer):
+                pytest.skip("this PyTorch build has no oneDNN fused linear")
             ours = U.linear(layer, x)
             theirs = layer(x)
         assert torch.equal(U.linear(layer, x), layer(x))  # no autocast: the module itself
-    assert ours.dtype == theirs.dtype == torch.bfloat16 and ours.shape == (*shape[:-1], 1152)
-    # both accumulate the same bf16 products in fp32 and round once: within one bf16 ulp (2^-8 relative) of exact
+    assert ours.dtype == theirs.dtype == torch.bfloat16 and ours.shape == (*x.shape[:-1], 1152)
+    # both sum the same bf16 products in fp32 (error ~1e-6 here) and round once to bf16: a relative error of at most
+    # 2^-9, and 2^-8 covers it; atol only for outputs near 0, where one rounding is below 1e-5
     for y in (ours, theirs):
-        assert torch.allclose(y.double(), exact, rtol=2**-8, atol=1e-3)
+        assert torch.allclose(y.double(), exact, rtol=2**-8, atol=1e-5)
 
 
 def test_cpu_bf16_linear_leaves_compiled_graphs_to_inductor():
-    """Under torch.compile the blocks' Linears stay ``aten.linear`` in the graph: inductor cannot lower oneDNN's GELU
-    epilogue (it raised a LoweringException on ``mkldnn._linear_pointwise(..., "gelu", ..., "tanh")``) and picks its
-    own CPU kernels for a plain linear."""
+    """Under torch.compile the blocks' Linears stay ``aten.linear`` in the graph: inductor has no lowering for the GELU
+    epilogue of ``mkldnn._linear_pointwise`` (a LoweringException) and picks its own CPU kernels for a plain
+    linear."""
     from cotracker_fast.models import updateformer as U
 
     targets = []

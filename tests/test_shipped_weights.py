@@ -157,8 +157,8 @@ def bf16_deviation():
     distances (px) and the fraction of equal visibility flags. With 256 points a single point that the weights track
     poorly moves the mean by a few thousandths of a pixel; with 48 points one or two flags decide the agreement.
     On the shipped weights (Intel Xeon with AMX) this sample gave 0.075 px mean, 0.44 px p99, 99.95% agreement with
-    256 points (one-off run; 0.091 / 0.82 / 99.48% with 48 points before the Linears' epilogue fusion); ``benchmarks/bf16_accuracy.py --frames 8`` on its
-    own sample, saved in benchmarks/results: 0.066 / 0.38 / 99.80% with 256 points, 0.085 / 0.61 / 100% with 48."""
+    256 points (one-off run); ``benchmarks/bf16_accuracy.py --frames 8`` on its own sample, saved in
+    benchmarks/results: 0.066 / 0.38 / 99.80% with 256 points, 0.085 / 0.61 / 100% with 48."""
     from cotracker_fast import precision
     from cotracker_fast.demo_clip import make_demo_clip
 

@@ -31,16 +31,20 @@ class Attention(nn.Module):
 
 
 def _cpu_bf16_inference(x: Tensor, layer: nn.Linear) -> bool:
-    """True when ``layer(x)`` is eager CPU inference under bf16 autocast with a bias, where oneDNN's fused linear can
-    run it (that op has no autograd formula, and inductor cannot lower its GELU epilogue: a compiled graph keeps
-    ``aten.linear`` and lets inductor pick its own CPU kernels)."""
+    """True when ``layer(x)`` is eager CPU inference under bf16 autocast on float32/bf16 tensors with a bias, where
+    oneDNN's fused linear can run it. Not when autograd records (the fused op has no autograd formula) and not while
+    torch.compile traces (inductor has no lowering for its GELU epilogue; a compiled graph keeps ``aten.linear`` and
+    inductor picks its own CPU kernels)."""
+    low = (torch.float32, torch.bfloat16)
     return (
         x.device.type == "cpu"
         and not torch.compiler.is_compiling()
         and torch.is_autocast_enabled("cpu")
         and torch.get_autocast_dtype("cpu") == torch.bfloat16
-        and not (torch.is_grad_enabled() and (x.requires_grad or layer.weight.requires_grad))
         and layer.bias is not None
+        and x.dtype in low
+        and layer.weight.dtype in low
+        and not (torch.is_grad_enabled() and any(t.requires_grad for t in (x, layer.weight, layer.bias)))
         and torch.backends.mkldnn.is_available()
         and hasattr(torch.ops.mkldnn, "_linear_pointwise")
     )
@@ -49,12 +53,12 @@ def _cpu_bf16_inference(x: Tensor, layer: nn.Linear) -> bool:
 def linear(layer: nn.Linear, x: Tensor, gelu_tanh: bool = False) -> Tensor:
     """``layer(x)``, followed by ``gelu_tanh`` when asked; the Linears of the transformer blocks.
 
-    For CPU inference under bf16 autocast it is one oneDNN bf16 matmul with the bias (and the GELU) applied to the
-    fp32 accumulator in its epilogue, rounded once to bf16. Autocast's own path, ``aten::addmm``, spends a third of
-    its time on the bias: on a 2-core Intel Xeon (family 6 model 167, AMX), 8,480 tokens of 384 -> 1,152 took
+    For eager CPU inference under bf16 autocast it is one oneDNN bf16 matmul with the bias (and the GELU) applied to
+    the fp32 accumulator in its epilogue, rounded once to bf16. Autocast's own path, ``aten::addmm``, spends a third
+    of its time on the bias: on a 2-core Intel Xeon (family 6 model 167, AMX), 8,480 tokens of 384 -> 1,152 took
     17.8 ms through ``F.linear`` and 11.2 ms fused. A separate bf16 tanh-GELU is slower still (122 ms on the
-    8,480 x 1,536 hidden activations against 10 ms in the epilogue). Elsewhere (GPU, float32, training) the module
-    as written."""
+    8,480 x 1,536 hidden activations against 10 ms in the epilogue). Elsewhere (GPU, float32, training,
+    torch.compile) the module as written."""
     if _cpu_bf16_inference(x, layer):
         bf16 = torch.bfloat16
         return torch.ops.mkldnn._linear_pointwise(

@@ -15,7 +15,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch import Tensor
 
-from .updateformer import Mlp, linear_full_precision
+from .updateformer import Mlp, linear, linear_full_precision
 
 
 @dataclass(frozen=True)
@@ -113,7 +113,8 @@ class Attention3(nn.Module):
 
     ``backend``: ``"reference"`` writes the attention out in the official operation order; otherwise
     self-attention (``context is x``) goes through :func:`cotracker_fast.ops.attention` with this backend spec
-    (SDPA, or the CUDA kernels where they fit), and cross-attention through SDPA."""
+    (its automatic choice: SDPA, or the CPU bf16 kernels), and cross-attention through SDPA. The three Linears go
+    through :func:`~cotracker_fast.models.updateformer.linear` (one oneDNN call each under CPU bf16 inference)."""
 
     def __init__(self, dim: int, num_heads: int):
         super().__init__()
@@ -125,8 +126,8 @@ class Attention3(nn.Module):
 
     def forward(self, x: Tensor, context: Tensor, key_mask: Optional[Tensor] = None) -> Tensor:
         """``key_mask`` ``(B, L_context)`` bool: the context tokens that may be attended to (None: all)."""
-        q = self.to_q(x)
-        k, v = self.to_kv(context).chunk(2, dim=-1)
+        q = linear(self.to_q, x)
+        k, v = linear(self.to_kv, context).chunk(2, dim=-1)
         if self.backend == "reference" or context is not x or key_mask is not None:
             out = multihead_attention(q, k, v, self.num_heads, self.backend == "reference", key_mask)
         else:
@@ -135,7 +136,7 @@ class Attention3(nn.Module):
             B, L, D = q.shape
             qkv = torch.stack([q, k, v], dim=2).view(B, L, 3, self.num_heads, D // self.num_heads)
             out = ops.attention(qkv, backend=self.backend)
-        return self.to_out(out)
+        return linear(self.to_out, out)
 
 
 class SelfAttnBlock3(nn.Module):

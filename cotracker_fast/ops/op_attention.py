@@ -4,11 +4,12 @@ Backends (:mod:`cotracker_fast.ops.backend`), all with the signature of :func:`a
 
 * ``reference`` (:func:`attention_reference`): softmax(q k^T * scale) v written out;
 * ``torch`` (:func:`attention_sdpa`, the automatic choice): ``F.scaled_dot_product_attention``;
-* ``cpu`` (:func:`attention_cpu`, the automatic choice for bfloat16 on CPUs with AVX512-BF16): the flash-style
-  kernel of ``csrc/cpu/attention_cpu.cpp`` in the extension ``cotracker_fast._cpu``. Forward only: with autograd,
-  and for head dims other than 32 / 48 / 64, it runs SDPA instead.
-* ``cpu_amx`` (:func:`attention_cpu_amx`, the automatic choice for bfloat16 on CPUs with AMX tiles): that kernel
-  for sequences of length <= 32, SDPA (bf16 on the AMX tiles) for longer ones.
+* ``cpu`` (:func:`attention_cpu`, the automatic choice for bfloat16 on CPUs with AVX512-BF16 but no AMX): the
+  flash-style kernel of ``csrc/cpu/attention_cpu.cpp`` in the extension ``cotracker_fast._cpu``. Forward only:
+  with autograd, and for head dims other than 32 / 48 / 64, it runs SDPA instead.
+* ``cpu_amx`` (:func:`attention_cpu_amx`, the automatic choice for bfloat16 on CPUs with AMX tiles; needs the
+  same extension and AVX512-BF16): that kernel for sequences of length <= 32, SDPA (bf16 on the AMX tiles) for
+  longer ones.
 * ``cuda`` (:func:`attention_cuda`): the kernels of ``csrc/attention.cu`` in the extension ``cotracker_fast._C``.
   Loading is lazy and happens on first use, never at import: the prebuilt ``cotracker_fast._C`` (built by
   ``setup.py`` when nvcc was found), else a JIT build with ninja into ``~/.cache/cotracker_fast`` on a machine with a
