@@ -93,6 +93,44 @@ def test_attention_cpu_kernel(benchmark, impl, shape):
         _run(benchmark, ref.attention_sdpa, (qkv if impl == "sdpa fp32" else qkv.bfloat16(),), "cpu")
 
 
+@needs_cpu_ext
+@pytest.mark.skipif(not _cpu_ext.cpu_bf16_attention_supported(), reason="this CPU lacks AVX512-BF16")
+@pytest.mark.parametrize("impl", ["sdpa bf16", "cpu kernel bf16"])
+@pytest.mark.parametrize("L", [8, 16, 32, 64, 128, 256])
+def test_attention_cpu_length_sweep(benchmark, impl, L):
+    """CPU bf16, 8,480 tokens (1060 tracks x 8 frames) split into sequences of length L, 8 heads of 48: where the
+    AVX512-BF16 kernel stops beating SDPA (``CPU_AMX_KERNEL_MAX_LEN`` of the ``cpu_amx`` backend)."""
+    benchmark.group = f"attention cpu bf16 8480 tokens L={L}"
+    qkv = torch.randn(8480 // L, L, 3, 8, 48).bfloat16()
+    _run(benchmark, ref.attention_cpu if impl == "cpu kernel bf16" else ref.attention_sdpa, (qkv,), "cpu")
+
+
+@pytest.mark.parametrize("impl", ["F.linear under autocast", "fused (models.updateformer.linear)"])
+@pytest.mark.parametrize("shape", [(8480, 384, 1152), (8480, 384, 1536), (8480, 1536, 384), (64, 384, 1152)],
+                         ids=["qkv", "fc1", "fc2", "qkv-64-tokens"])
+def test_linear_cpu_bf16(benchmark, impl, shape):
+    """CPU bf16 autocast inference of the transformer blocks' Linears (tokens, in, out): autocast's ``aten::addmm``
+    against the oneDNN matmul with the bias in its epilogue (fc1 also with its tanh GELU, as in the model)."""
+    import torch.nn.functional as F
+
+    from cotracker_fast.models.updateformer import linear
+
+    M, K, Nout = shape
+    benchmark.group = f"linear cpu bf16 {M}x{K}->{Nout}"
+    layer = torch.nn.Linear(K, Nout).eval()
+    x = torch.randn(M, K)
+    gelu = K == 384 and Nout == 1536
+
+    def call():
+        with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+            if impl.startswith("fused"):
+                return linear(layer, x, gelu_tanh=gelu)
+            y = layer(x)
+            return F.gelu(y, approximate="tanh") if gelu else y
+
+    benchmark(call)
+
+
 @pytest.mark.gpu
 @pytest.mark.parametrize("impl", list(CORR_IMPLS))
 @pytest.mark.parametrize("N", [256, 1024, 4096])

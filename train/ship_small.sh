@@ -87,6 +87,7 @@ R=runs/ship_small_n
 $PY train/average_weights.py $R/step_0000700.pt $R/step_0001050.pt $R/last.pt --out runs/ship_small_n_avg3.safetensors
 $PY train/average_weights.py $R/step_0000350.pt $R/step_0000700.pt $R/step_0001050.pt $R/last.pt \
     --out runs/ship_small_n_avg4.safetensors
+cp runs/ship_small_n_avg4.safetensors train/artifacts/ship_small_n_avg4.safetensors  # where stage O starts
 # N's candidates are ranked by the mean of their AJ on J's validation clips (96x128) and on N's own (192x256)
 NCANDS="train/artifacts/ship_small_lm_avg.safetensors $R/step_0000350.pt $R/step_0000700.pt $R/step_0001050.pt \
     $R/last.pt runs/ship_small_n_avg3.safetensors runs/ship_small_n_avg4.safetensors"
