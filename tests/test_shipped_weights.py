@@ -156,9 +156,8 @@ def bf16_deviation():
     6 iterations, the bf16 path forced (emulated bf16 rounds as native bf16 does). Returns the per-point-frame
     distances (px) and the fraction of equal visibility flags. With 256 points a single point that the weights track
     poorly moves the mean by a few thousandths of a pixel; with 48 points one or two flags decide the agreement.
-    On the shipped weights (Intel Xeon with AMX) this sample gave 0.075 px mean, 0.44 px p99, 99.95% agreement with
-    256 points (one-off run); ``benchmarks/bf16_accuracy.py --frames 8`` on its own sample, saved in
-    benchmarks/results: 0.066 / 0.38 / 99.80% with 256 points, 0.085 / 0.61 / 100% with 48."""
+    On the shipped weights (Intel Xeon with AMX) this sample gave 0.056 px mean, 0.31 px p99, 99.95% agreement with
+    256 points (one-off run)."""
     from cotracker_fast import precision
     from cotracker_fast.demo_clip import make_demo_clip
 
@@ -181,7 +180,7 @@ def test_bf16_tracks_stay_close_to_float32(bf16_deviation):
     """A looser check of the bf16 path on the shipped weights at the fixture's size (the stated bound is the next
     test): on another CPU a few chaotic points can move the mean across 0.1 px (on earlier weights the same clip gave
     0.109 px on this Intel Xeon and the full-size run 0.093), and this check still separates that from a broken bf16
-    path. Measured on an Intel Xeon with AMX: 0.075 px mean, 0.44 px p99, 99.95% equal visibility flags (one-off
+    path. Measured on an Intel Xeon with AMX: 0.056 px mean, 0.31 px p99, 99.95% equal visibility flags (one-off
     run)."""
     d, agree = bf16_deviation
     assert torch.quantile(d, 0.99) <= 1.0 and agree >= 0.99 and d.mean() <= 0.2, (
@@ -190,8 +189,8 @@ def test_bf16_tracks_stay_close_to_float32(bf16_deviation):
 
 def test_bf16_tracks_stay_within_the_stated_bound(bf16_deviation):
     """The bf16 path's stated bound (mean <= 0.1 px, p99 <= 1 px, visibility agreement >= 99%; README, ``--dtype``
-    help) on the shipped weights. Measured on an Intel Xeon with AMX: at this size 0.075 px mean, 0.44 px p99, 99.95%
-    agreement; at full size (``benchmarks/bf16_accuracy.py``: 24 frames, 256 points) 0.072 px mean, 0.56 px p99,
+    help) on the shipped weights. Measured on an Intel Xeon with AMX: at this size 0.056 px mean, 0.31 px p99, 99.95%
+    agreement; at full size (``benchmarks/bf16_accuracy.py``: 24 frames, 256 points) 0.077 px mean, 0.65 px p99,
     99.95%."""
     d, agree = bf16_deviation
     assert d.mean() <= 0.1 and torch.quantile(d, 0.99) <= 1.0 and agree >= 0.99, (
