@@ -98,7 +98,7 @@ def test_attention_cpu_kernel(benchmark, impl, shape):
 @pytest.mark.parametrize("impl", ["sdpa bf16", "cpu kernel bf16"])
 @pytest.mark.parametrize("L", [8, 16, 32, 64, 128, 256])
 def test_attention_cpu_length_sweep(benchmark, impl, L):
-    """CPU bf16, 8,480 tokens (1060 tracks x 8 frames) split into sequences of length L, 8 heads of 48: where the
+    """CPU bf16, about 8,480 tokens (1060 tracks x 8 frames; 8480 // L sequences of length L), 8 heads of 48: where the
     AVX512-BF16 kernel stops beating SDPA (``CPU_AMX_KERNEL_MAX_LEN`` of the ``cpu_amx`` backend)."""
     benchmark.group = f"attention cpu bf16 8480 tokens L={L}"
     qkv = torch.randn(8480 // L, L, 3, 8, 48).bfloat16()

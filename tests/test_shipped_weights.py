@@ -155,7 +155,7 @@ def bf16_deviation():
     clip, 256 points (as many as ``benchmarks/bf16_accuracy.py`` at full size; half at frame 0, half on frames 1-3),
     6 iterations, the bf16 path forced (emulated bf16 rounds as native bf16 does). Returns the per-point-frame
     distances (px) and the fraction of equal visibility flags. With 256 points a single point that the weights track
-    poorly moves the mean by a few thousandths of a pixel; with 48 points one or two flags decide the agreement.
+    poorly moves the mean by a few thousandths of a pixel.
     On the shipped weights (Intel Xeon with AMX) this sample gave 0.056 px mean, 0.31 px p99, 99.95% agreement with
     256 points (one-off run)."""
     from cotracker_fast import precision
