@@ -58,8 +58,6 @@ class _Impl:
     fn: Callable
     # returns None when the backend can run on (device, dtype), else a human-readable reason
     check: Callable[[torch.device, torch.dtype], Optional[str]]
-    # like ``check``, for the automatic choice only: a backend that can run but is slower than the next one here
-    auto_check: Optional[Callable[[torch.device, torch.dtype], Optional[str]]] = None
 
 
 @dataclass
@@ -75,16 +73,15 @@ def _always(device, dtype) -> Optional[str]:
     return None
 
 
-def register_backend(op: str, name: str, fn: Callable, *, check=None, auto_check=None,
-                     auto_priority: Optional[int] = None) -> None:
+def register_backend(op: str, name: str, fn: Callable, *, check=None, auto_priority: Optional[int] = None) -> None:
     """Register ``fn`` as backend ``name`` of ``op``.
 
-    ``check(device, dtype)`` returns None when the backend can run, else the reason it cannot. ``auto_check``: the
-    same, asked only by the automatic choice (a backend that runs here but should not be preferred). ``auto_priority``:
-    position in the automatic preference list (lower first); None keeps it out of the automatic choice.
+    ``check(device, dtype)`` returns None when the backend can run, else the reason it cannot. ``auto_priority``:
+    position in the automatic preference list (lower first; a backend registered later at the same priority goes
+    before the earlier one); None keeps it out of the automatic choice.
     """
     entry = _REGISTRY.setdefault(op, _OpEntry())
-    entry.impls[name] = _Impl(fn, check or _always, auto_check)
+    entry.impls[name] = _Impl(fn, check or _always)
     if name in entry.auto_order:
         entry.auto_order.remove(name)
     if auto_priority is not None:
@@ -133,6 +130,6 @@ def resolve(op: str, backend: BackendSpec, device: torch.device, dtype: torch.dt
         return name, impl.fn
     for cand in entry.auto_order:
         impl = entry.impls[cand]
-        if impl.check(device, dtype) is None and (impl.auto_check is None or impl.auto_check(device, dtype) is None):
+        if impl.check(device, dtype) is None:
             return cand, impl.fn
     raise BackendUnavailableError(f"no backend of {op} can run on {device} / {dtype}")

@@ -259,13 +259,6 @@ def cpu_has_amx_bf16() -> bool:
     return bool(cpu_capabilities().get("amx_bf16"))
 
 
-def _cpu_auto_check(device: torch.device, dtype: torch.dtype) -> Optional[str]:
-    # With AMX, the automatic choice is ``cpu_amx`` (this kernel for short sequences only, see attention_cpu_amx)
-    if cpu_has_amx_bf16():
-        return "this CPU has AMX, where the automatic choice is cpu_amx"
-    return None
-
-
 def _cpu_amx_check(device: torch.device, dtype: torch.dtype) -> Optional[str]:
     reason = _cpu_check(device, dtype)
     if reason is None and not cpu_has_amx_bf16():
@@ -333,7 +326,8 @@ def attention_cpu_amx(qkv: Tensor, key_mask: Optional[Tensor] = None, scale: Opt
 
 
 register_backend("attention", "reference", attention_reference)
-register_backend("attention", "cpu", attention_cpu, check=_cpu_check, auto_check=_cpu_auto_check, auto_priority=0)
+register_backend("attention", "cpu", attention_cpu, check=_cpu_check, auto_priority=0)
+# ahead of ``cpu`` in the automatic choice: where its check passes (AMX), the split beats the kernel alone
 register_backend("attention", "cpu_amx", attention_cpu_amx, check=_cpu_amx_check, auto_priority=0)
 register_backend("attention", "torch", attention_sdpa, auto_priority=100)
 # Explicit only for now: the kernels compile and validate their inputs, but have not yet run on a GPU; they join the
