@@ -321,8 +321,9 @@ def _script_module(name):
 
 def test_visibility_calibration_shifts_only_the_visibility_bias(tmp_path):
     """train/calibrate_visibility.py: the sweep scores each shift on validation clips, positions do not move with
-    it within a window (these clips are one window long, so delta_avg is the same for every shift), the choice is the best average Jaccard, and the written fp16 file
-    differs from the input only in the visibility bias, by the chosen shift."""
+    it within a window (these clips are one window long, so delta_avg is the same for every shift), the choice is
+    the best average Jaccard, and the written fp16 file differs from the input only in the visibility bias, by the
+    chosen shift."""
     from cotracker_fast.models.checkpoint import read_state_dict, save_safetensors
 
     cal = _script_module("calibrate_visibility")
@@ -404,3 +405,78 @@ def test_weight_averaging_is_the_uniform_mean_and_refuses_mismatches(tmp_path):
         assert json.loads(f.metadata()["model_overrides"]) == TINY["model_overrides"]
     with pytest.raises(SystemExit, match="at least two"):
         avg.main([paths[0], "--out", str(tmp_path / "bad.safetensors")])
+
+
+def _score_file(path, config, candidates=None, calibrated=None, num_videos=4, seed=7):
+    """A selection file (``candidates``: name -> AJ) or a calibration file (``calibrated``: (output, bias, sweep))."""
+    d = {"config": config, "num_videos": num_videos, "validation_seed": seed}
+    if candidates is not None:
+        d["candidates"] = [{"candidate": c, "average_jaccard": aj} for c, aj in candidates.items()]
+    else:
+        out, bias, sweep = calibrated
+        d.update(output=out, bias=bias, sweep=[{"bias": b, "average_jaccard": aj} for b, aj in sweep])
+    path.write_text(json.dumps(d))
+    return str(path)
+
+
+def test_ship_gate_reproduces_stage_p_decision():
+    """train/ship_gate.py on the committed score files of stage P: the three-checkpoint average wins the pick
+    (46.67 against the last step's 46.38) and its calibrated file loses the gate to the shipped O (47.84 < 49.20)."""
+    gate = _script_module("ship_gate")
+    r = os.path.join(ROOT, "benchmarks", "results")
+    best, means = gate.pick([os.path.join(r, f"select-ship_small_p-val{s}.json")
+                             for s in ("96x128", "192x256", "384x512")])
+    assert best == "runs/ship_small_p_avg3.safetensors"
+    assert set(means) == {best, "runs/ship_small_p/last.pt"}  # O's entry is only in one file
+    assert means[best] == pytest.approx(0.4667, abs=5e-5) and means["runs/ship_small_p/last.pt"] < means[best]
+    record = gate.gate(
+        "runs/ship_small_p_calibrated.safetensors",
+        [os.path.join(r, f) for f in ("calibrate-ship_small_p.json", "select-ship_small_p-calibrated-val192x256.json",
+                                      "select-ship_small_p-calibrated-val384x512.json")],
+        "runs/ship_small_o_calibrated.safetensors",
+        [os.path.join(r, f) for f in ("calibrate-ship_small_o.json", "select-ship_small_o-calibrated-val192x256.json",
+                                      "select-ship_small_p-val384x512.json=runs/ship_small_o_shipped.safetensors")])
+    assert not record["ship"]
+    assert record["new_mean"] == pytest.approx(0.4784, abs=5e-5)
+    assert record["old_mean"] == pytest.approx(0.4920, abs=5e-5)
+    assert [s["config"] for s in record["sets"]] == [f"train/configs/ship_small_{x}.json" for x in "jnp"]
+
+
+def test_ship_gate_ships_only_a_strict_win_on_the_same_sets(tmp_path):
+    """The gate copies the new file only when its mean is strictly higher, reads a calibration file at its chosen
+    bias, refuses scores of different validation sets, and the CLI reports a bad spec in one line with status 2."""
+    gate = _script_module("ship_gate")
+    new_w, old_w, shipped = tmp_path / "new.safetensors", tmp_path / "old.safetensors", tmp_path / "ship.safetensors"
+    new_w.write_bytes(b"new weights")
+    old_w.write_bytes(b"old weights")
+    shipped.write_bytes(b"old weights")
+    # the new file: 0.50 at its chosen bias 3 (0.90 at bias 0 must not be read), then 0.60: mean 0.55
+    n1 = _score_file(tmp_path / "n1.json", "a.json", calibrated=(str(new_w), 3.0, [(0.0, 0.9), (3.0, 0.5)]))
+    n2 = _score_file(tmp_path / "n2.json", "b.json", candidates={str(new_w): 0.6, "other": 0.99})
+    o1 = _score_file(tmp_path / "o1.json", "a.json", candidates={"old-name": 0.5})
+    o2 = _score_file(tmp_path / "o2.json", "b.json", candidates={str(old_w): 0.6})
+    tie = gate.gate(str(new_w), [n1, n2], str(old_w), [f"{o1}=old-name", o2])
+    assert tie["new_mean"] == pytest.approx(0.55) and tie["old_mean"] == pytest.approx(0.55) and not tie["ship"]
+
+    o2_low = _score_file(tmp_path / "o2l.json", "b.json", candidates={str(old_w): 0.58})
+    out = tmp_path / "gate.json"
+    args = ["gate", "--new", str(new_w), "--new-scores", n1, n2, "--old", str(old_w),
+            "--old-scores", f"{o1}=old-name", o2_low, "--ship-to", str(shipped), "--out", str(out)]
+    assert gate.main(args) == 0
+    assert shipped.read_bytes() == b"new weights"
+    saved = json.loads(out.read_text())
+    assert saved["ship"] and saved["shipped_to"] == str(shipped) and saved["old_mean"] == pytest.approx(0.54)
+
+    other_set = _score_file(tmp_path / "o2s.json", "b.json", candidates={str(old_w): 0.1}, seed=8)
+    with pytest.raises(ValueError, match="different validation sets"):
+        gate.gate(str(new_w), [n1, n2], str(old_w), [f"{o1}=old-name", other_set])
+    with pytest.raises(ValueError, match="same number"):
+        gate.gate(str(new_w), [n1, n2], str(old_w), [f"{o1}=old-name"])
+    with pytest.raises(ValueError, match="not scored|no candidate"):
+        gate.pick([n2, o2])
+    shipped.write_bytes(b"old weights")
+    bad = subprocess.run([sys.executable, os.path.join(ROOT, "train", "ship_gate.py"), "gate", "--new", str(new_w),
+                          "--new-scores", n1, "--old", str(old_w), "--old-scores", o1, "--ship-to", str(shipped)],
+                         capture_output=True, text=True, cwd=ROOT)
+    assert bad.returncode == 2 and bad.stderr.strip().count("\n") == 0 and "old-name" in bad.stderr
+    assert shipped.read_bytes() == b"old weights"

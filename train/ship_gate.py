@@ -1,0 +1,174 @@
+"""The two decisions at the end of a training stage, read from the saved validation scores.
+
+``pick`` ranks candidates by their mean average Jaccard over several selection files
+(``train/select_checkpoint.py --out``) and prints the winner::
+
+    python train/ship_gate.py pick benchmarks/results/select-ship_small_p-val96x128.json \\
+        benchmarks/results/select-ship_small_p-val192x256.json benchmarks/results/select-ship_small_p-val384x512.json
+
+``gate`` compares a new calibrated file with the shipped one over the same validation sets, and copies the new file
+over the shipped weights only if its mean is strictly higher::
+
+    python train/ship_gate.py gate \\
+        --new runs/ship_small_p_calibrated.safetensors --new-scores benchmarks/results/calibrate-ship_small_p.json \\
+            benchmarks/results/select-ship_small_p-calibrated-val192x256.json ... \\
+        --old runs/ship_small_o_calibrated.safetensors --old-scores benchmarks/results/calibrate-ship_small_o.json \\
+            ... benchmarks/results/select-ship_small_p-val384x512.json=runs/ship_small_o_shipped.safetensors \\
+        --ship-to cotracker_fast/assets/cotracker_fast_small.safetensors --out benchmarks/results/gate-ship_small_p.json
+
+A score is a selection file (its ``candidates``) or a calibration file (``train/calibrate_visibility.py --out``: the
+sweep's entry at the chosen bias, which scores the calibrated ``output`` file). A score names the file it reads;
+``FILE=CANDIDATE`` reads another candidate's entry (the same weights saved under another name). The i-th new and
+the i-th old score must come from the same validation set (config, clip count, seed): the gate refuses otherwise.
+Nothing here runs a model; the scores are those measured by the two scripts above.
+"""
+import argparse
+import json
+import os
+import shutil
+import sys
+from typing import Dict, List, Optional, Sequence, Tuple
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # benchmarks._common
+
+from benchmarks._common import write_results  # noqa: E402
+
+from cotracker_fast.io import atomic_output  # noqa: E402
+
+#: The fields that identify a validation set in both kinds of score file.
+SET_KEYS = ("config", "num_videos", "validation_seed")
+
+
+def _read(path: str) -> dict:
+    with open(path) as f:
+        return json.load(f)
+
+
+def validation_set(path: str) -> Tuple:
+    """``(config, num_videos, validation_seed)`` of a selection or calibration file."""
+    d = _read(path)
+    missing = [k for k in SET_KEYS if k not in d]
+    if missing:
+        raise ValueError(f"{path}: not a selection or calibration file (no {', '.join(missing)})")
+    return tuple(d[k] for k in SET_KEYS)
+
+
+def candidate_scores(path: str) -> Dict[str, float]:
+    """Candidate -> average Jaccard in one score file.
+
+    A selection file gives every candidate it scored; a calibration file gives one entry, the calibrated ``output``
+    file at the chosen bias.
+    """
+    d = _read(path)
+    if "candidates" in d:
+        return {c["candidate"]: float(c["average_jaccard"]) for c in d["candidates"]}
+    if "sweep" in d and "bias" in d and "output" in d:
+        chosen = [s for s in d["sweep"] if s["bias"] == d["bias"]]
+        if len(chosen) != 1:
+            raise ValueError(f"{path}: the chosen bias {d['bias']} is not once in the sweep")
+        return {d["output"]: float(chosen[0]["average_jaccard"])}
+    raise ValueError(f"{path}: neither a selection file (candidates) nor a calibration file (sweep, bias, output)")
+
+
+def score_of(spec: str, default: str) -> Tuple[str, str, float]:
+    """``(file, candidate, AJ)`` for a score spec ``FILE`` or ``FILE=CANDIDATE`` (``default`` for the former)."""
+    path, _, cand = spec.partition("=")
+    cand = cand or default
+    table = candidate_scores(path)
+    if cand not in table:
+        raise ValueError(f"{path} has no score for {cand!r}; it scores {sorted(table)}")
+    return path, cand, table[cand]
+
+
+def pick(paths: Sequence[str], candidates: Optional[Sequence[str]] = None) -> Tuple[str, Dict[str, float]]:
+    """The candidate with the highest mean AJ over ``paths`` and every such mean (candidate -> mean AJ).
+
+    Only candidates scored in every file compete (or those named in ``candidates``, which must be). Ties go to the
+    candidate listed first in the first file.
+    """
+    if not paths:
+        raise ValueError("paths: give at least one selection file")
+    tables = [candidate_scores(p) for p in paths]
+    names = list(candidates) if candidates else [c for c in tables[0] if all(c in t for t in tables)]
+    for c in names:
+        absent = [p for p, t in zip(paths, tables) if c not in t]
+        if absent:
+            raise ValueError(f"candidate {c!r} has no score in {absent}")
+    if not names:
+        raise ValueError(f"no candidate is scored in every one of {list(paths)}")
+    means = {c: sum(t[c] for t in tables) / len(tables) for c in names}
+    return max(names, key=lambda c: means[c]), means
+
+
+def gate(new: str, new_scores: Sequence[str], old: str, old_scores: Sequence[str]) -> dict:
+    """Compare ``new`` with ``old`` over paired validation sets; the record of the decision.
+
+    ``new_scores[i]`` and ``old_scores[i]`` must score the same validation set. ``ship`` is true only if the new
+    mean AJ is strictly higher.
+    """
+    if not new_scores or len(new_scores) != len(old_scores):
+        raise ValueError(f"new_scores and old_scores: give the same number of files (>= 1), got "
+                         f"{len(new_scores)} and {len(old_scores)}")
+    sets = []
+    for n_spec, o_spec in zip(new_scores, old_scores):
+        n_file, n_cand, n_aj = score_of(n_spec, new)
+        o_file, o_cand, o_aj = score_of(o_spec, old)
+        n_set, o_set = validation_set(n_file), validation_set(o_file)
+        if n_set != o_set:
+            raise ValueError(f"{n_file} and {o_file} score different validation sets "
+                             f"({dict(zip(SET_KEYS, n_set))} against {dict(zip(SET_KEYS, o_set))})")
+        sets.append({**dict(zip(SET_KEYS, n_set)),
+                     "new": {"file": n_file, "candidate": n_cand, "average_jaccard": n_aj},
+                     "old": {"file": o_file, "candidate": o_cand, "average_jaccard": o_aj}})
+    new_mean = sum(s["new"]["average_jaccard"] for s in sets) / len(sets)
+    old_mean = sum(s["old"]["average_jaccard"] for s in sets) / len(sets)
+    return {"new": new, "old": old, "sets": sets, "new_mean": new_mean, "old_mean": old_mean,
+            "ship": new_mean > old_mean}
+
+
+def copy_atomic(src: str, dest: str) -> None:
+    """Copy ``src`` over ``dest`` so that ``dest`` is never half written."""
+    with atomic_output(dest) as tmp:
+        shutil.copyfile(src, tmp)
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="cmd", required=True)
+    pp = sub.add_parser("pick", help="print the candidate with the highest mean AJ over selection files")
+    pp.add_argument("scores", nargs="+", help="selection files (train/select_checkpoint.py --out)")
+    pp.add_argument("--candidates", nargs="+", help="compete only these (default: those scored in every file)")
+    pg = sub.add_parser("gate", help="ship the new file only if it beats the old one over the same sets")
+    pg.add_argument("--new", required=True, help="the new calibrated weights file")
+    pg.add_argument("--new-scores", nargs="+", required=True, help="its score files (FILE or FILE=CANDIDATE)")
+    pg.add_argument("--old", required=True, help="the shipped weights, under the name their scores use")
+    pg.add_argument("--old-scores", nargs="+", required=True, help="its score files, on the same sets in order")
+    pg.add_argument("--ship-to", help="copy --new here when it wins (default: decide and report only)")
+    pg.add_argument("--out", help="save the decision as JSON")
+    args = p.parse_args(argv)
+    try:
+        if args.cmd == "pick":
+            best, means = pick(args.scores, args.candidates)
+            for c, m in means.items():
+                print(f"{100 * m:6.2f}  {c}", file=sys.stderr)
+            print(best)
+            return 0
+        record = gate(args.new, args.new_scores, args.old, args.old_scores)
+    except (OSError, ValueError, KeyError) as e:
+        print(f"ship_gate: {e}", file=sys.stderr)
+        return 2
+    for s in record["sets"]:
+        print(f"{s['config']} ({s['num_videos']} clips): new {100 * s['new']['average_jaccard']:.1f}, "
+              f"old {100 * s['old']['average_jaccard']:.1f}")
+    verdict = "ships" if record["ship"] else "does not ship"
+    print(f"mean AJ: new {100 * record['new_mean']:.2f}, old {100 * record['old_mean']:.2f}: {args.new} {verdict}")
+    if record["ship"] and args.ship_to:
+        copy_atomic(args.new, args.ship_to)
+        record["shipped_to"] = args.ship_to
+    if args.out:
+        write_results(args.out, record)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
