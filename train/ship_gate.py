@@ -44,22 +44,20 @@ def _read(path: str) -> dict:
         return json.load(f)
 
 
-def validation_set(path: str) -> Tuple:
-    """``(config, num_videos, validation_seed)`` of a selection or calibration file."""
-    d = _read(path)
+def validation_set(d: dict, path: str) -> Tuple:
+    """``(config, num_videos, validation_seed)`` of a loaded selection or calibration file."""
     missing = [k for k in SET_KEYS if k not in d]
     if missing:
         raise ValueError(f"{path}: not a selection or calibration file (no {', '.join(missing)})")
     return tuple(d[k] for k in SET_KEYS)
 
 
-def candidate_scores(path: str) -> Dict[str, float]:
-    """Candidate -> average Jaccard in one score file.
+def candidate_scores(d: dict, path: str) -> Dict[str, float]:
+    """Candidate -> average Jaccard in one loaded score file (``path`` names it in errors).
 
     A selection file gives every candidate it scored; a calibration file gives one entry, the calibrated ``output``
     file at the chosen bias.
     """
-    d = _read(path)
     if "candidates" in d:
         return {c["candidate"]: float(c["average_jaccard"]) for c in d["candidates"]}
     if "sweep" in d and "bias" in d and "output" in d:
@@ -70,25 +68,27 @@ def candidate_scores(path: str) -> Dict[str, float]:
     raise ValueError(f"{path}: neither a selection file (candidates) nor a calibration file (sweep, bias, output)")
 
 
-def score_of(spec: str, default: str) -> Tuple[str, str, float]:
-    """``(file, candidate, AJ)`` for a score spec ``FILE`` or ``FILE=CANDIDATE`` (``default`` for the former)."""
+def score_of(spec: str, default: str) -> Tuple[str, str, float, Tuple]:
+    """``(file, candidate, AJ, validation set)`` for a score spec ``FILE`` or ``FILE=CANDIDATE`` (``default`` for
+    the former)."""
     path, _, cand = spec.partition("=")
     cand = cand or default
-    table = candidate_scores(path)
+    d = _read(path)
+    table = candidate_scores(d, path)
     if cand not in table:
         raise ValueError(f"{path} has no score for {cand!r}; it scores {sorted(table)}")
-    return path, cand, table[cand]
+    return path, cand, table[cand], validation_set(d, path)
 
 
 def pick(paths: Sequence[str], candidates: Optional[Sequence[str]] = None) -> Tuple[str, Dict[str, float]]:
     """The candidate with the highest mean AJ over ``paths`` and every such mean (candidate -> mean AJ).
 
     Only candidates scored in every file compete (or those named in ``candidates``, which must be). Ties go to the
-    candidate listed first in the first file.
+    candidate listed first (in ``candidates``, else in the first file).
     """
     if not paths:
         raise ValueError("paths: give at least one selection file")
-    tables = [candidate_scores(p) for p in paths]
+    tables = [candidate_scores(_read(p), p) for p in paths]
     names = list(candidates) if candidates else [c for c in tables[0] if all(c in t for t in tables)]
     for c in names:
         absent = [p for p, t in zip(paths, tables) if c not in t]
@@ -111,9 +111,8 @@ def gate(new: str, new_scores: Sequence[str], old: str, old_scores: Sequence[str
                          f"{len(new_scores)} and {len(old_scores)}")
     sets = []
     for n_spec, o_spec in zip(new_scores, old_scores):
-        n_file, n_cand, n_aj = score_of(n_spec, new)
-        o_file, o_cand, o_aj = score_of(o_spec, old)
-        n_set, o_set = validation_set(n_file), validation_set(o_file)
+        n_file, n_cand, n_aj, n_set = score_of(n_spec, new)
+        o_file, o_cand, o_aj, o_set = score_of(o_spec, old)
         if n_set != o_set:
             raise ValueError(f"{n_file} and {o_file} score different validation sets "
                              f"({dict(zip(SET_KEYS, n_set))} against {dict(zip(SET_KEYS, o_set))})")
