@@ -179,30 +179,35 @@ $PY train/ship_gate.py gate --new runs/ship_small_p_calibrated.safetensors \
     --old-scores $RES/calibrate-ship_small_o.json $RES/select-ship_small_o-calibrated-val192x256.json \
     $RES/select-ship_small_p-val384x512.json=runs/ship_small_o_shipped.safetensors \
     --ship-to cotracker_fast/assets/cotracker_fast_small.safetensors  # measured: P 47.84, O 49.20: O stays
-# Stage Q: 1500 steps at 384x512 from P's three-checkpoint average (data seed 9, lr 1e-4). Its rule, fixed before it
-# ended: rank its last step and the average of its kept checkpoints (500, 1000, last) by the mean AJ over N's 40
-# clips (192x256) and P's 20 (384x512); calibrate the winner on J's clips; ship it only if its calibrated mean over
-# those two sets beats the shipped O's (50.9 and 54.8). J's 96x128 clips no longer count: the predictors resize every
-# video to 384x512 and never run the model on 96x128 frames.
-$PY train/train.py --config train/configs/ship_small_q.json
-R=runs/ship_small_q
-$PY train/average_weights.py $R/step_0000500.pt $R/step_0001000.pt $R/last.pt --out runs/ship_small_q_avg3.safetensors
-QCANDS="$R/last.pt runs/ship_small_q_avg3.safetensors"
-$PY train/select_checkpoint.py --config train/configs/ship_small_n.json --num-videos 40 $QCANDS \
-    --out $RES/select-ship_small_q-val192x256.json
-$PY train/select_checkpoint.py --config train/configs/ship_small_p.json --num-videos 20 $QCANDS \
-    --out $RES/select-ship_small_q-val384x512.json
-QBEST=$($PY train/ship_gate.py pick $RES/select-ship_small_q-val192x256.json $RES/select-ship_small_q-val384x512.json)
-$PY train/calibrate_visibility.py "$QBEST" runs/ship_small_q_calibrated.safetensors \
+# Stage Q: planned as 1500 steps at 384x512 from P's three-checkpoint average (data seed 9, lr 1e-4); it ran to step
+# 750 over two sessions and then lost its machine (and its optimizer state), so its own selection never ran. Its
+# step-750 weights were exported (fp16) and stage R continues from them.
+$PY train/train.py --config train/configs/ship_small_q.json  # stopped after step 750
+$PY train/export_weights.py runs/ship_small_q/last.pt train/artifacts/ship_small_q_step750.safetensors
+# Stage R: Q stopped at step 750 when its machine was lost with its optimizer state, so R continues from Q's
+# committed step-750 fp16 weights with a fresh AdamW and a short schedule: 400 steps at 384x512, lr 5.6e-5 (Q's rate
+# at step 750), data seed 10 (Q's seed 9 would replay Q's first clips). Q's rule carries over with R's kept points:
+# the candidates are R's last step and the average of Q's step 750, R's step 200 and R's last step.
+$PY train/train.py --config train/configs/ship_small_r.json
+R=runs/ship_small_r
+$PY train/average_weights.py train/artifacts/ship_small_q_step750.safetensors $R/step_0000200.pt $R/last.pt \
+    --out runs/ship_small_r_avg3.safetensors
+RCANDS="$R/last.pt runs/ship_small_r_avg3.safetensors"
+$PY train/select_checkpoint.py --config train/configs/ship_small_n.json --num-videos 40 $RCANDS \
+    --out $RES/select-ship_small_r-val192x256.json
+$PY train/select_checkpoint.py --config train/configs/ship_small_p.json --num-videos 20 $RCANDS \
+    --out $RES/select-ship_small_r-val384x512.json
+RBEST=$($PY train/ship_gate.py pick $RES/select-ship_small_r-val192x256.json $RES/select-ship_small_r-val384x512.json)
+$PY train/calibrate_visibility.py "$RBEST" runs/ship_small_r_calibrated.safetensors \
     --config train/configs/ship_small_j.json --num-videos 40 --biases 0 2 3 4 5 \
-    --out $RES/calibrate-ship_small_q.json
+    --out $RES/calibrate-ship_small_r.json
 $PY train/select_checkpoint.py --config train/configs/ship_small_n.json --num-videos 40 \
-    runs/ship_small_q_calibrated.safetensors --out $RES/select-ship_small_q-calibrated-val192x256.json
+    runs/ship_small_r_calibrated.safetensors --out $RES/select-ship_small_r-calibrated-val192x256.json
 $PY train/select_checkpoint.py --config train/configs/ship_small_p.json --num-videos 20 \
-    runs/ship_small_q_calibrated.safetensors --out $RES/select-ship_small_q-calibrated-val384x512.json
-$PY train/ship_gate.py gate --new runs/ship_small_q_calibrated.safetensors \
-    --new-scores $RES/select-ship_small_q-calibrated-val192x256.json \
-    $RES/select-ship_small_q-calibrated-val384x512.json \
+    runs/ship_small_r_calibrated.safetensors --out $RES/select-ship_small_r-calibrated-val384x512.json
+$PY train/ship_gate.py gate --new runs/ship_small_r_calibrated.safetensors \
+    --new-scores $RES/select-ship_small_r-calibrated-val192x256.json \
+    $RES/select-ship_small_r-calibrated-val384x512.json \
     --old runs/ship_small_o_calibrated.safetensors --old-scores $RES/select-ship_small_o-calibrated-val192x256.json \
     $RES/select-ship_small_p-val384x512.json=runs/ship_small_o_shipped.safetensors \
-    --ship-to cotracker_fast/assets/cotracker_fast_small.safetensors --out $RES/gate-ship_small_q.json
+    --ship-to cotracker_fast/assets/cotracker_fast_small.safetensors --out $RES/gate-ship_small_r.json
