@@ -17,11 +17,14 @@
 #   The uniform average of L's and M's kept checkpoints (train/average_weights.py) starts N.
 #   N. 192x256 clips instead of 96x128 (the augmentations' sizes doubled), a new seed, 1400 steps.
 #   O. From N's four-way average, 192x256 again, a new seed (7), lr 1.2e-4, 1400 steps; its last step, calibrated,
-#      is shipped.
+#      was shipped.
 #   P. From O's last step, 450 steps at 384x512 (the predictors' working resolution); not shipped (it lost to O on
 #      the validation rule below), its three-checkpoint average kept to continue from.
-#   Q. From P's average, 1500 steps at 384x512, a new seed (9).
-# Each choice (F's file, then G's, J's, L's, N's, O's) is made by average Jaccard on 40 validation clips of the mix
+#   Q. From P's average, 384x512, a new seed (9): 750 steps of a 1500-step schedule (its machine was lost there).
+#   R. From Q's step 750, 400 steps at 384x512, a new seed (10); not shipped (it lost to O).
+#   S. From R's last step, 400 steps back at 192x256, a new seed (11); the average of R's last step and S's steps 200
+#      and 400, calibrated, is shipped.
+# Each choice (F's file, then G's, J's, L's, N's, O's, S's) is made by average Jaccard on 40 validation clips of the mix
 # (train/select_checkpoint.py; never the demo clip or a held-out set); the winner is exported as fp16. From N on,
 # train/ship_gate.py reads those scores: it ranks a stage's candidates and ships the calibrated winner only if it
 # beats the shipped file on the same validation sets.
