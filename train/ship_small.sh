@@ -187,6 +187,35 @@ $PY train/ship_gate.py gate --new runs/ship_small_p_calibrated.safetensors \
 # step-750 weights were exported (fp16) and stage R continues from them.
 $PY train/train.py --config train/configs/ship_small_q.json  # stopped after step 750
 $PY train/export_weights.py runs/ship_small_q/last.pt train/artifacts/ship_small_q_step750.safetensors
+# gate_stage NAME CANDIDATE...: the validation rule of stages R on. It scores the candidates on N's 40 clips (192x256)
+# and P's 20 (384x512), picks the best mean AJ (train/ship_gate.py pick), calibrates the winner on J's clips, scores
+# the calibrated file on both sets again and copies it over the shipped weights only if its mean beats the shipped
+# file's scores ($OLD_SCORES: the same two sets, in order).
+gate_stage() {
+    local name=$1 best
+    shift
+    local cal=runs/${name}_calibrated.safetensors
+    $PY train/select_checkpoint.py --config train/configs/ship_small_n.json --num-videos 40 "$@" \
+        --out $RES/select-$name-val192x256.json
+    $PY train/select_checkpoint.py --config train/configs/ship_small_p.json --num-videos 20 "$@" \
+        --out $RES/select-$name-val384x512.json
+    best=$($PY train/ship_gate.py pick $RES/select-$name-val192x256.json $RES/select-$name-val384x512.json)
+    $PY train/calibrate_visibility.py "$best" $cal --config train/configs/ship_small_j.json --num-videos 40 \
+        --biases 0 2 3 4 5 --out $RES/calibrate-$name.json
+    $PY train/select_checkpoint.py --config train/configs/ship_small_n.json --num-videos 40 $cal \
+        --out $RES/select-$name-calibrated-val192x256.json
+    $PY train/select_checkpoint.py --config train/configs/ship_small_p.json --num-videos 20 $cal \
+        --out $RES/select-$name-calibrated-val384x512.json
+    # shellcheck disable=SC2086  # OLD_SCORES is two file arguments
+    $PY train/ship_gate.py gate --new $cal \
+        --new-scores $RES/select-$name-calibrated-val192x256.json $RES/select-$name-calibrated-val384x512.json \
+        --old "$OLD" --old-scores $OLD_SCORES \
+        --ship-to cotracker_fast/assets/cotracker_fast_small.safetensors --out $RES/gate-$name.json
+}
+# The shipped O, under the names its scores use (P's selection scored the shipped file itself on P's clips).
+OLD=runs/ship_small_o_calibrated.safetensors
+OLD_SCORES="$RES/select-ship_small_o-calibrated-val192x256.json
+            $RES/select-ship_small_p-val384x512.json=runs/ship_small_o_shipped.safetensors"
 # Stage R: Q stopped at step 750 when its machine was lost with its optimizer state, so R continues from Q's
 # committed step-750 fp16 weights with a fresh AdamW and a short schedule: 400 steps at 384x512, lr 5.6e-5 (Q's rate
 # at step 750), data seed 10 (Q's seed 9 would replay Q's first clips). Q's rule carries over with R's kept points:
@@ -195,25 +224,7 @@ $PY train/train.py --config train/configs/ship_small_r.json
 R=runs/ship_small_r
 $PY train/average_weights.py train/artifacts/ship_small_q_step750.safetensors $R/step_0000200.pt $R/last.pt \
     --out runs/ship_small_r_avg3.safetensors
-RCANDS="$R/last.pt runs/ship_small_r_avg3.safetensors"
-$PY train/select_checkpoint.py --config train/configs/ship_small_n.json --num-videos 40 $RCANDS \
-    --out $RES/select-ship_small_r-val192x256.json
-$PY train/select_checkpoint.py --config train/configs/ship_small_p.json --num-videos 20 $RCANDS \
-    --out $RES/select-ship_small_r-val384x512.json
-RBEST=$($PY train/ship_gate.py pick $RES/select-ship_small_r-val192x256.json $RES/select-ship_small_r-val384x512.json)
-$PY train/calibrate_visibility.py "$RBEST" runs/ship_small_r_calibrated.safetensors \
-    --config train/configs/ship_small_j.json --num-videos 40 --biases 0 2 3 4 5 \
-    --out $RES/calibrate-ship_small_r.json
-$PY train/select_checkpoint.py --config train/configs/ship_small_n.json --num-videos 40 \
-    runs/ship_small_r_calibrated.safetensors --out $RES/select-ship_small_r-calibrated-val192x256.json
-$PY train/select_checkpoint.py --config train/configs/ship_small_p.json --num-videos 20 \
-    runs/ship_small_r_calibrated.safetensors --out $RES/select-ship_small_r-calibrated-val384x512.json
-$PY train/ship_gate.py gate --new runs/ship_small_r_calibrated.safetensors \
-    --new-scores $RES/select-ship_small_r-calibrated-val192x256.json \
-    $RES/select-ship_small_r-calibrated-val384x512.json \
-    --old runs/ship_small_o_calibrated.safetensors --old-scores $RES/select-ship_small_o-calibrated-val192x256.json \
-    $RES/select-ship_small_p-val384x512.json=runs/ship_small_o_shipped.safetensors \
-    --ship-to cotracker_fast/assets/cotracker_fast_small.safetensors --out $RES/gate-ship_small_r.json
+gate_stage ship_small_r $R/last.pt runs/ship_small_r_avg3.safetensors
 # Measured: R's last step won the pick (mean AJ 51.05 against the average's 50.43); calibrated (b = 3) it scored 48.3
 # on N's clips and 56.6 on P's, mean 52.45 against O's 52.86, so O stays shipped.
 $PY train/export_weights.py $R/last.pt train/artifacts/ship_small_r_step400.safetensors
@@ -224,25 +235,10 @@ $PY train/train.py --config train/configs/ship_small_s.json
 R=runs/ship_small_s
 $PY train/average_weights.py train/artifacts/ship_small_r_step400.safetensors $R/step_0000200.pt $R/last.pt \
     --out runs/ship_small_s_avg3.safetensors
-SCANDS="$R/last.pt runs/ship_small_s_avg3.safetensors"
-$PY train/select_checkpoint.py --config train/configs/ship_small_n.json --num-videos 40 $SCANDS \
-    --out $RES/select-ship_small_s-val192x256.json
-$PY train/select_checkpoint.py --config train/configs/ship_small_p.json --num-videos 20 $SCANDS \
-    --out $RES/select-ship_small_s-val384x512.json
-SBEST=$($PY train/ship_gate.py pick $RES/select-ship_small_s-val192x256.json $RES/select-ship_small_s-val384x512.json)
-$PY train/calibrate_visibility.py "$SBEST" runs/ship_small_s_calibrated.safetensors \
-    --config train/configs/ship_small_j.json --num-videos 40 --biases 0 2 3 4 5 \
-    --out $RES/calibrate-ship_small_s.json
-$PY train/select_checkpoint.py --config train/configs/ship_small_n.json --num-videos 40 \
-    runs/ship_small_s_calibrated.safetensors --out $RES/select-ship_small_s-calibrated-val192x256.json
-$PY train/select_checkpoint.py --config train/configs/ship_small_p.json --num-videos 20 \
-    runs/ship_small_s_calibrated.safetensors --out $RES/select-ship_small_s-calibrated-val384x512.json
-$PY train/ship_gate.py gate --new runs/ship_small_s_calibrated.safetensors \
-    --new-scores $RES/select-ship_small_s-calibrated-val192x256.json \
-    $RES/select-ship_small_s-calibrated-val384x512.json \
-    --old runs/ship_small_o_calibrated.safetensors --old-scores $RES/select-ship_small_o-calibrated-val192x256.json \
-    $RES/select-ship_small_p-val384x512.json=runs/ship_small_o_shipped.safetensors \
-    --ship-to cotracker_fast/assets/cotracker_fast_small.safetensors --out $RES/gate-ship_small_s.json
+gate_stage ship_small_s $R/last.pt runs/ship_small_s_avg3.safetensors
 # Measured: S's average won the pick (mean AJ 51.34 against the last step's 50.71); calibrated (b = 3) it scored 49.6 on
 # N's clips and 57.1 on P's, mean 53.36 against O's 52.86, so S's calibrated average is shipped.
 cp runs/ship_small_s_avg3.safetensors train/artifacts/ship_small_s_avg3.safetensors
+# The next stage's gate compares with S.
+OLD=runs/ship_small_s_calibrated.safetensors
+OLD_SCORES="$RES/select-ship_small_s-calibrated-val192x256.json $RES/select-ship_small_s-calibrated-val384x512.json"
