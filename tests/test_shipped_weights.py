@@ -73,9 +73,9 @@ def test_demo_clip_beats_points_that_stay_still(demo_result):
 def test_refinement_damps_a_tiny_input_change():
     """Noise of std 0.01 grey levels (a hundredth of the 8-bit quantum) on 8 frames of the demo clip barely moves the
     shipped weights' tracks: their iterations settle rather than amplify. Measured on a 2-core Intel Xeon (family 6
-    model 167): 0.0015 px mean, 0.012 px max (64 points, 6 iterations); a network of the same size trained with the official sin/cos flow
-    features gave 0.85 px mean and 10 px max on this probe, which is why the variant reads the raw flow only. The
-    bounds leave a 10x margin."""
+    model 167): 0.0015 px mean, 0.012 px max (64 points, 6 iterations); a network of the same size trained with the
+    official sin/cos flow features gave 0.85 px mean and 10 px max on this probe, which is why the variant reads the
+    raw flow only. The bounds leave a margin of 6x (mean) and 16x (max)."""
     from cotracker_fast.demo_clip import make_demo_clip
 
     clip = make_demo_clip(num_frames=8, size_hw=(384, 512), seed=0)
