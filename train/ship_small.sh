@@ -185,7 +185,7 @@ $PY train/ship_gate.py gate --new runs/ship_small_p_calibrated.safetensors \
 # Stage Q: planned as 1500 steps at 384x512 from P's three-checkpoint average (data seed 9, lr 1e-4); it ran to step
 # 750 over two sessions and then lost its machine (and its optimizer state), so its own selection never ran. Its
 # step-750 weights were exported (fp16) and stage R continues from them.
-$PY train/train.py --config train/configs/ship_small_q.json  # stopped after step 750
+$PY train/train.py --config train/configs/ship_small_q.json --set max_steps_this_run=750  # last.pt: step 750
 $PY train/export_weights.py runs/ship_small_q/last.pt train/artifacts/ship_small_q_step750.safetensors
 # gate_stage NAME CANDIDATE...: the validation rule of stages R on. It scores the candidates on N's 40 clips (192x256)
 # and P's 20 (384x512), picks the best mean AJ (train/ship_gate.py pick), calibrates the winner on J's clips, scores
