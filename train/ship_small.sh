@@ -24,6 +24,7 @@
 #   R. From Q's step 750, 400 steps at 384x512, a new seed (10); not shipped (it lost to O).
 #   S. From R's last step, 400 steps back at 192x256, a new seed (11); the average of R's last step and S's steps 200
 #      and 400, calibrated, is shipped.
+#   T. From S's average, each step drawing its clip size (192x256 or 384x512, equal odds), a new seed (12), 600 steps.
 # Each choice (F's file, then G's, J's, L's, N's, O's, S's) is made by average Jaccard on 40 validation clips of the mix
 # (train/select_checkpoint.py; never the demo clip or a held-out set); the winner is exported as fp16. From N on,
 # train/ship_gate.py reads those scores: it ranks a stage's candidates and ships the calibrated winner only if it
@@ -242,3 +243,11 @@ cp runs/ship_small_s_avg3.safetensors train/artifacts/ship_small_s_avg3.safetens
 # The next stage's gate compares with S.
 OLD=runs/ship_small_s_calibrated.safetensors
 OLD_SCORES="$RES/select-ship_small_s-calibrated-val192x256.json $RES/select-ship_small_s-calibrated-val384x512.json"
+# Stage T: from S's uncalibrated average, each step draws its clip size, 192x256 (S's augmentations) or 384x512 (R's)
+# with equal odds (size_mix), so neither size is forgotten as in the alternating stages P-S: 600 steps, lr 5e-5, data
+# seed 12. Its rule, fixed before it ended, is S's: the candidates are T's last step and the average of T's steps 200,
+# 400 and 600, ranked and gated on N's and P's clips against S.
+$PY train/train.py --config train/configs/ship_small_t.json
+R=runs/ship_small_t
+$PY train/average_weights.py $R/step_0000200.pt $R/step_0000400.pt $R/last.pt --out runs/ship_small_t_avg3.safetensors
+gate_stage ship_small_t $R/last.pt runs/ship_small_t_avg3.safetensors

@@ -17,8 +17,10 @@ Logs: ``<out_dir>/metrics.jsonl`` (one JSON object per logged step) and TensorBo
 """
 from __future__ import annotations
 
+import bisect
 import contextlib
 import dataclasses
+import itertools
 import json
 import math
 import os
@@ -27,6 +29,7 @@ import warnings
 from dataclasses import dataclass, field
 from typing import Any, Dict, Iterator, List, Optional, Tuple
 
+import numpy as np
 import torch
 import torch.distributed as dist
 from torch import Tensor
@@ -50,6 +53,11 @@ class TrainConfig:
         data: ``"synthetic"`` (:class:`cotracker_fast.data.synthetic.SyntheticTracks`) or ``"kubric"``
             (:class:`cotracker_fast.data.kubric.KubricMovifDataset`, needs ``data_root``).
         num_frames / size_hw / num_points: clip length, frame size (H, W) in pixels, tracks per clip.
+        size_mix: other clip sizes drawn within the run, each ``{"size_hw": [H, W], "fraction": f,
+            "augment_overrides": {...}}`` (``augment_overrides`` replaces the run's for that size; omitted, the run's
+            apply). Each step draws one size for all its clips, deterministically from ``(seed, step)``: size ``k``
+            with probability ``fraction_k``, ``size_hw`` with what is left. Validation uses ``size_hw``. Mixing
+            keeps the model trained at every size the predictors meet, where alternating stages forget one.
         augment: the paper's augmentations (:mod:`cotracker_fast.data.augment`).
         augment_overrides: :class:`~cotracker_fast.data.augment.Augmentations` fields changed from the paper's
             values, which are sized for 384x512 crops (erased boxes up to 100 px, crops jittered by 15 px per
@@ -87,6 +95,7 @@ class TrainConfig:
     data_root: Optional[str] = None
     num_frames: int = 24
     size_hw: Tuple[int, int] = (384, 512)
+    size_mix: List[Dict[str, Any]] = field(default_factory=list)
     num_points: int = 256
     augment: bool = True
     augment_overrides: Dict[str, Any] = field(default_factory=dict)
@@ -121,6 +130,7 @@ class TrainConfig:
     def __post_init__(self):
         self.size_hw = tuple(int(v) for v in self.size_hw)
         self.augmentations()  # validates the overrides
+        self._check_size_mix()
         self._check_synthetic_overrides()
         if self.photo_dir is not None:
             self.photo_dir = os.path.expanduser(self.photo_dir)
@@ -161,16 +171,44 @@ class TrainConfig:
             raise ValueError(f"synthetic_overrides has unknown or reserved fields {bad}; allowed: {sorted(known)}")
         SyntheticConfig(**self.synthetic_overrides)  # validates the values (ValueError names the field)
 
-    def augmentations(self):
+    def _check_size_mix(self) -> None:
+        total = 0.0
+        for k, entry in enumerate(self.size_mix):
+            if not isinstance(entry, dict) or set(entry) - {"size_hw", "fraction", "augment_overrides"} \
+                    or not {"size_hw", "fraction"} <= set(entry):
+                raise ValueError(f"size_mix[{k}] must be a dict with keys 'size_hw', 'fraction' and optionally "
+                                 f"'augment_overrides', got {entry!r}")
+            hw = entry["size_hw"]
+            if len(hw) != 2 or min(int(v) for v in hw) < 16:
+                raise ValueError(f"size_mix[{k}]['size_hw'] must be [H, W] with H, W >= 16, got {hw!r}")
+            frac = float(entry["fraction"])
+            if not 0.0 < frac < 1.0:
+                raise ValueError(f"size_mix[{k}]['fraction'] must be in (0, 1), got {frac}")
+            total += frac
+            self.augmentations(k)  # validates that size's overrides
+        if total >= 1.0:
+            raise ValueError(f"size_mix fractions must sum to less than 1 (size_hw takes the rest), got {total}")
+
+    def sizes(self) -> List[Tuple[Tuple[int, int], float]]:
+        """``[(size_hw, fraction), ...]`` of every clip size of the run: ``size_hw`` first, then :attr:`size_mix`."""
+        mix = [(tuple(int(v) for v in e["size_hw"]), float(e["fraction"])) for e in self.size_mix]
+        return [(self.size_hw, 1.0 - sum(f for _, f in mix)), *mix]
+
+    def augmentations(self, mix_index: Optional[int] = None):
         """The :class:`~cotracker_fast.data.augment.Augmentations` of this run (crop to ``size_hw``, with
-        :attr:`augment_overrides`; JSON lists become tuples)."""
+        :attr:`augment_overrides`; JSON lists become tuples), or of ``size_mix[mix_index]``."""
         from ..data.augment import Augmentations
 
-        over = {k: tuple(v) if isinstance(v, list) else v for k, v in self.augment_overrides.items()}
+        size, overrides = self.size_hw, self.augment_overrides
+        if mix_index is not None:
+            entry = self.size_mix[mix_index]
+            size = tuple(int(v) for v in entry["size_hw"])
+            overrides = entry.get("augment_overrides", overrides)
+        over = {k: tuple(v) if isinstance(v, list) else v for k, v in overrides.items()}
         bad = set(over) - {f.name for f in dataclasses.fields(Augmentations)} | ({"crop_size"} & set(over))
         if bad:
             raise ValueError(f"augment_overrides has unknown (or fixed) Augmentations fields {sorted(bad)}")
-        return Augmentations(crop_size=self.size_hw, **over)
+        return Augmentations(crop_size=size, **over)
 
     def loss_config(self) -> LossConfig:
         return LossConfig(self.gamma, self.vis_weight, self.official_vis_quirk)
@@ -219,27 +257,67 @@ def check_training_photos(paths: Tuple[str, ...]) -> None:
             raise ValueError(f"training photo {p!r} is the evaluation photograph {name!r}: remove it from photo_dir")
 
 
-def build_dataset(cfg: TrainConfig, *, seed: Optional[int] = None, augment: Optional[bool] = None) -> Dataset:
-    """The training set of ``cfg`` (item ``i`` a :class:`~cotracker_fast.data.clip.TrackClip`)."""
-    aug = None
-    if cfg.augment if augment is None else augment:
-        aug = cfg.augmentations()
-    seed = cfg.seed if seed is None else seed
-    if cfg.data == "synthetic":
-        from ..data.synthetic import SyntheticConfig, SyntheticTracks
+class MixedSizeTracks(Dataset):
+    """Items of several same-index datasets of different clip sizes: item ``i`` is ``datasets[k][i]``, where ``k``
+    is drawn with probabilities ``fractions`` from a generator seeded with ``(seed, i // group)``. With ``group``
+    the clips of one optimiser step (``batch_size * world``), every clip of a step has the same size (so they
+    batch), on every rank, and the draw depends only on the step, never on workers or the world size."""
 
-        # rendered with a margin when augmenting, so that scale/crop has room (the Kubric clips are 512x512)
-        size = cfg.size_hw if aug is None else tuple(s + s // 4 for s in cfg.size_hw)
-        photos = photo_files(cfg.photo_dir) if cfg.photo_dir else ()
-        check_training_photos(photos)
-        textures = SyntheticConfig.textures + (("photo",) if photos else ())
-        scfg = SyntheticConfig(**{**cfg.synthetic_overrides, "num_frames": cfg.num_frames, "size_hw": size,
-                                  "num_points": cfg.num_points, "textures": textures, "photo_paths": photos})
-        return SyntheticTracks(length=2**62, seed=seed, config=scfg, augment=aug)
+    def __init__(self, datasets: List[Dataset], fractions: List[float], seed: int, group: int):
+        if len(datasets) != len(fractions) or not datasets:
+            raise ValueError(f"need one fraction per dataset, got {len(datasets)} datasets, {len(fractions)} fractions")
+        if group < 1:
+            raise ValueError(f"group must be >= 1, got {group}")
+        self.datasets, self.seed, self.group = datasets, seed, group
+        self.cumulative = list(itertools.accumulate(float(f) for f in fractions))
+
+    def __len__(self) -> int:
+        return min(len(d) for d in self.datasets)
+
+    def size_index(self, i: int) -> int:
+        """The dataset (size) of item ``i``."""
+        u = np.random.default_rng((self.seed, 0x512E, i // self.group)).random() * self.cumulative[-1]
+        return min(bisect.bisect_right(self.cumulative, u), len(self.datasets) - 1)
+
+    def __getitem__(self, i: int):
+        return self.datasets[self.size_index(i)][i]
+
+
+def build_dataset(cfg: TrainConfig, *, seed: Optional[int] = None, augment: Optional[bool] = None,
+                  group: int = 1) -> Dataset:
+    """The training set of ``cfg`` (item ``i`` a :class:`~cotracker_fast.data.clip.TrackClip`). With a
+    :attr:`TrainConfig.size_mix`, items are drawn from one dataset per size, ``group`` consecutive items (one
+    step's clips) sharing a size (:class:`MixedSizeTracks`)."""
+    seed = cfg.seed if seed is None else seed
+    augment = cfg.augment if augment is None else augment
+    if cfg.size_mix:
+        if cfg.data != "synthetic":
+            raise ValueError("size_mix needs data='synthetic' (the Kubric clips come at one size)")
+        parts = [_synthetic_dataset(cfg, seed, k, augment) for k in [None, *range(len(cfg.size_mix))]]
+        return MixedSizeTracks(parts, [f for _, f in cfg.sizes()], seed, group)
+    if cfg.data == "synthetic":
+        return _synthetic_dataset(cfg, seed, None, augment)
     from ..data.kubric import KubricMovifDataset
 
+    aug = cfg.augmentations() if augment else None
     return KubricMovifDataset(cfg.data_root, num_frames=cfg.num_frames, num_points=cfg.num_points, augment=aug,
                               seed=seed)
+
+
+def _synthetic_dataset(cfg: TrainConfig, seed: int, mix_index: Optional[int], augment: bool) -> Dataset:
+    """The synthetic clips of ``cfg`` at ``size_hw`` (``mix_index`` None) or at ``size_mix[mix_index]``."""
+    from ..data.synthetic import SyntheticConfig, SyntheticTracks
+
+    aug = cfg.augmentations(mix_index) if augment else None
+    out_hw = cfg.size_hw if mix_index is None else tuple(int(v) for v in cfg.size_mix[mix_index]["size_hw"])
+    # rendered with a margin when augmenting, so that scale/crop has room (the Kubric clips are 512x512)
+    size = out_hw if aug is None else tuple(s + s // 4 for s in out_hw)
+    photos = photo_files(cfg.photo_dir) if cfg.photo_dir else ()
+    check_training_photos(photos)
+    textures = SyntheticConfig.textures + (("photo",) if photos else ())
+    scfg = SyntheticConfig(**{**cfg.synthetic_overrides, "num_frames": cfg.num_frames, "size_hw": size,
+                              "num_points": cfg.num_points, "textures": textures, "photo_paths": photos})
+    return SyntheticTracks(length=2**62, seed=seed, config=scfg, augment=aug)
 
 
 class StepSampler(Sampler):
@@ -483,7 +561,7 @@ def _train(cfg: TrainConfig, device: str, resume: bool, rank: int, world: int, l
     from ..data.clip import collate_clips
 
     loader = DataLoader(
-        build_dataset(cfg),
+        build_dataset(cfg, group=cfg.batch_size * world),
         batch_size=cfg.batch_size,
         sampler=StepSampler(step, cfg.num_steps, cfg.batch_size, rank, world),
         num_workers=cfg.num_workers,
