@@ -149,6 +149,43 @@ def test_synthetic_overrides_reach_the_dataset():
     assert (scfg.num_frames, scfg.size_hw, scfg.num_points) == (5, (32, 48), 4)
 
 
+def test_size_mix_validation():
+    with pytest.raises(ValueError, match="sum to less than 1"):
+        TrainConfig(size_mix=[{"size_hw": [64, 64], "fraction": 0.6}, {"size_hw": [32, 32], "fraction": 0.4}])
+    with pytest.raises(ValueError, match=r"size_mix\[0\]\['fraction'\] must be in \(0, 1\)"):
+        TrainConfig(size_mix=[{"size_hw": [64, 64], "fraction": 0.0}])
+    with pytest.raises(ValueError, match=r"size_mix\[0\]\['size_hw'\]"):
+        TrainConfig(size_mix=[{"size_hw": [64], "fraction": 0.5}])
+    with pytest.raises(ValueError, match=r"size_mix\[0\] must be a dict"):
+        TrainConfig(size_mix=[{"size": [64, 64], "fraction": 0.5}])
+    with pytest.raises(ValueError, match="unknown .* Augmentations fields"):
+        TrainConfig(size_mix=[{"size_hw": [64, 64], "fraction": 0.5, "augment_overrides": {"bogus": 1}}])
+    with pytest.raises(ValueError, match="size_mix needs data='synthetic'"):
+        build_dataset(TrainConfig(data="kubric", data_root="/nonexistent",
+                                  size_mix=[{"size_hw": [64, 64], "fraction": 0.5}]))
+
+
+def test_size_mix_draws_one_size_per_step():
+    """Each step's clips share one size, drawn from (seed, step) alone with the configured odds; every size gets its
+    own augmentations (crop size and overrides)."""
+    cfg = TrainConfig(num_frames=4, size_hw=[32, 48], num_points=4, augment=True,
+                      augment_overrides={"pad_range": [0, 2]},
+                      size_mix=[{"size_hw": [48, 64], "fraction": 0.25, "augment_overrides": {"pad_range": [0, 4]}}])
+    assert cfg.sizes() == [((32, 48), 0.75), ((48, 64), 0.25)]
+    assert cfg.augmentations().pad_range == (0, 2) and cfg.augmentations(0).crop_size == (48, 64)
+    assert cfg.augmentations(0).pad_range == (0, 4)
+    ds = build_dataset(cfg, group=3)
+    picks = [ds.size_index(i) for i in range(3 * 2000)]
+    steps = [picks[3 * s: 3 * s + 3] for s in range(2000)]
+    assert all(len(set(p)) == 1 for p in steps)
+    share = sum(p[0] for p in steps) / len(steps)
+    assert 0.22 < share < 0.28, share  # 2000 draws: 3 standard deviations of a 0.25 share are 0.029
+    assert picks == [build_dataset(cfg, group=3).size_index(i) for i in range(3 * 2000)]
+    small = next(i for i, k in enumerate(picks) if k == 0)
+    large = next(i for i, k in enumerate(picks) if k == 1)
+    assert ds[small].video.shape[-2:] == (32, 48) and ds[large].video.shape[-2:] == (48, 64)
+
+
 # ------------------------------------------------------------------------------------------------ the loop
 
 TINY = dict(
@@ -206,6 +243,19 @@ def test_resume_continues_the_same_run(tmp_path):
         assert torch.equal(a[k], b[k]), k
     logged = [json.loads(line)["loss"] for line in open(tmp_path / "split" / "metrics.jsonl")]
     assert logged == full["losses"]
+
+
+def test_training_with_a_size_mix_runs_both_sizes(tmp_path):
+    """A run with two clip sizes trains on both (one size per step) and resumes to the same parameters."""
+    mix = [{"size_hw": [40, 56], "fraction": 0.5}]
+    cfg = _cfg(tmp_path, "mix", num_steps=4, size_mix=mix)
+    ds = build_dataset(cfg)
+    assert {ds.size_index(i) for i in range(4)} == {0, 1}  # seed 0's first four steps draw both sizes
+    full = train(cfg, device="cpu")
+    assert len(full["losses"]) == 4 and all(torch.isfinite(torch.tensor(full["losses"])))
+    train(_cfg(tmp_path, "split", num_steps=4, size_mix=mix, max_steps_this_run=2), device="cpu")
+    part2 = train(_cfg(tmp_path, "split", num_steps=4, size_mix=mix), device="cpu")
+    assert full["losses"][2:] == part2["losses"]
 
 
 def test_periodic_validation_is_logged_and_keeps_the_best(tmp_path):
