@@ -530,3 +530,59 @@ def test_ship_gate_ships_only_a_strict_win_on_the_same_sets(tmp_path):
                          capture_output=True, text=True, cwd=ROOT)
     assert bad.returncode == 2 and bad.stderr.strip().count("\n") == 0 and "old-name" in bad.stderr
     assert shipped.read_bytes() == b"old weights"
+
+
+def _photo(path, seed):
+    """A smooth random colour image (a stand-in photograph) saved at ``path``."""
+    from PIL import Image
+
+    g = torch.Generator().manual_seed(seed)
+    small = torch.rand(3, 6, 8, generator=g)
+    img = F.interpolate(small[None], size=(60, 80), mode="bilinear", align_corners=False)[0]
+    Image.fromarray((img.permute(1, 2, 0) * 255).byte().numpy()).save(path)
+    return str(path)
+
+
+def test_photo_validation_scores_candidates_on_other_photographs(tmp_path):
+    """select_checkpoint --photo-dir scores candidates (and static, Lucas-Kanade) on clips of the validation
+    photographs, and refuses a validation photograph that trains the model or measures it."""
+    import shutil
+
+    from safetensors.torch import save_file
+
+    from cotracker_fast.demo_clip import ASSET_DIR, PHOTO_NAME
+    from cotracker_fast.evaluation.datasets import read_photo_clips
+
+    train_dir, val_dir = tmp_path / "train", tmp_path / "val"
+    train_dir.mkdir()
+    val_dir.mkdir()
+    _photo(train_dir / "t.png", 0)
+    val = [_photo(val_dir / "a.png", 1), _photo(val_dir / "b.png", 2)]
+    clips = list(read_photo_clips(val, 2, num_frames=4, size_hw=(32, 48), seed=5))
+    assert len(clips) == 2 and clips[0].video.shape == (4, 32, 48, 3)
+    with pytest.raises(ValueError, match="at least one"):
+        read_photo_clips([], 1)
+
+    cfg = {**TINY, "photo_dir": str(train_dir), "out_dir": str(tmp_path / "run")}
+    (tmp_path / "cfg.json").write_text(json.dumps(cfg))
+    torch.manual_seed(0)
+    cand = str(tmp_path / "cand.safetensors")
+    save_file(CoTracker(TrainConfig(**cfg).model_config()).state_dict(), cand)
+    sel = _script_module("select_checkpoint")
+    out = tmp_path / "scores.json"
+    args = [cand, "--config", str(tmp_path / "cfg.json"), "--num-videos", "2", "--photo-dir", str(val_dir),
+            "--size", "32", "48", "--num-frames", "8"]
+    assert sel.main([*args, "--out", str(out)]) == 0
+    res = json.loads(out.read_text())
+    assert res["photos"] == ["a.png", "b.png"] and res["clip"] == {"num_frames": 8, "size_hw": [32, 48]}
+    for scores in (res["candidates"][0], res["static"], res["lucas_kanade"]):
+        assert all(0.0 <= scores[k] <= 1.0 for k in sel.KEYS)
+    assert res["best"] == cand
+
+    shutil.copy(train_dir / "t.png", val_dir / "c.png")
+    with pytest.raises(ValueError, match="is the training photo 't.png'"):
+        sel.main(args)
+    os.remove(val_dir / "c.png")
+    shutil.copy(ASSET_DIR / PHOTO_NAME, val_dir / "d.jpg")
+    with pytest.raises(ValueError, match=f"is the evaluation photograph '{PHOTO_NAME}'"):
+        sel.main(args)

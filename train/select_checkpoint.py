@@ -9,6 +9,12 @@ no augmentation, a seed that neither training nor the held-out sets use), so the
 clip or at a held-out set. Candidates are ``.safetensors`` / ``.pth`` state dicts or training checkpoints
 (``.pt`` holding ``"model"``) of the config's model variant. Prints one line per candidate and the winner (highest
 average Jaccard); ``--out`` saves all scores.
+
+``--photo-dir DIR`` scores on clips of real photographs instead: the held-out photo clips' look
+(:func:`cotracker_fast.evaluation.datasets.read_photo_clips`, 24 frames of 256x320 by default, tracked at the model's
+working resolution as the held-out sets are) made from DIR's photographs, which must be neither training photographs
+(the config's ``photo_dir``) nor the demo's or held-out ones (``train/fetch_validation_photos.sh`` fetches such a
+set). Static and Lucas-Kanade scores on the same clips are saved for context.
 """
 import argparse
 import json
@@ -24,7 +30,8 @@ from benchmarks._common import write_results  # noqa: E402
 
 from cotracker_fast.models.checkpoint import read_state_dict
 from cotracker_fast.models.cotracker import CoTracker
-from cotracker_fast.training.trainer import VALIDATION_SEED, TrainConfig, load_checkpoint_state, validate
+from cotracker_fast.training.trainer import (VALIDATION_SEED, TrainConfig, check_validation_photos,
+                                            load_checkpoint_state, photo_files, validate)
 
 KEYS = ("average_jaccard", "average_pts_within_thresh", "occlusion_accuracy")
 
@@ -52,19 +59,13 @@ def _static_scores(cfg: TrainConfig, num_videos: int) -> dict:
         pred = np.broadcast_to(start[None], s.tracks.shape).copy()
         scores.append(score_sample(s, "synthetic", pred, np.ones(s.visible.shape, bool)))
     avg = average_metrics(scores)
-    return {k: float(avg[k]) for k in KEYS}
+    static = {k: float(avg[k]) for k in KEYS}
+    print(json.dumps({"candidate": "static (context, not a candidate)", **static}), flush=True)
+    return static
 
 
-def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("candidates", nargs="+", help="weights files or training checkpoints")
-    p.add_argument("--config", required=True, help="the training config whose validation clips decide")
-    p.add_argument("--num-videos", type=int, default=20)
-    p.add_argument("--out", default=None)
-    args = p.parse_args(argv)
-    if args.num_videos < 1:
-        raise SystemExit("--num-videos must be >= 1")
-    cfg = TrainConfig.from_json(args.config)
+def _config_scores(cfg: TrainConfig, args) -> list:
+    """Candidates' scores on the config's own validation clips (:func:`validate`)."""
     rows = []
     for path in args.candidates:
         model = CoTracker(cfg.model_config())
@@ -73,13 +74,80 @@ def main(argv=None) -> int:
         scores = validate(model.eval(), cfg, torch.device("cpu"), args.num_videos)
         rows.append({"candidate": path, **{k: scores[f"val/{k}"] for k in KEYS}, "time_s": time.time() - t0})
         print(json.dumps(rows[-1]), flush=True)
-    static = _static_scores(cfg, args.num_videos)
-    print(json.dumps({"candidate": "static (context, not a candidate)", **static}), flush=True)
+    return rows
+
+
+
+def _photo_scores(cfg: TrainConfig, args) -> tuple:
+    """Candidates', static's and Lucas-Kanade's scores on ``args.num_videos`` clips of ``args.photo_dir``."""
+    import numpy as np
+    from tqdm import tqdm
+
+    from cotracker_fast.baselines.lk import track_lk
+    from cotracker_fast.evaluation.datasets import read_photo_clips
+    from cotracker_fast.evaluation.metrics import average_metrics
+    from cotracker_fast.evaluation.run import evaluate_sample, score_sample
+
+    photos = photo_files(args.photo_dir)
+    if not photos:
+        raise SystemExit(f"--photo-dir {args.photo_dir!r} holds no .jpg/.jpeg/.png file")
+    check_validation_photos(photos, photo_files(cfg.photo_dir) if cfg.photo_dir else ())
+    samples = list(read_photo_clips(photos, args.num_videos, num_frames=args.num_frames, size_hw=tuple(args.size),
+                                    seed=VALIDATION_SEED))
+    res = tuple(cfg.model_config().model_resolution)
+    rows = []
+    for path in args.candidates:
+        model = CoTracker(cfg.model_config())
+        model.load_state_dict(load_weights(path))  # strict: a candidate of another variant fails here
+        model.eval()
+        t0 = time.time()
+        with torch.no_grad():
+            per = [evaluate_sample(model, s, "synthetic", single_point=False, iters=6, resolution=res, device="cpu")
+                   for s in tqdm(samples, desc=os.path.basename(path), unit="clip")]
+        avg = average_metrics(per)
+        rows.append({"candidate": path, **{k: float(avg[k]) for k in KEYS}, "time_s": time.time() - t0})
+        print(json.dumps(rows[-1]), flush=True)
+    static, lk = [], []
+    for s in samples:
+        n = s.tracks.shape[1]
+        qxy = s.tracks[s.query_frames, np.arange(n)]  # (N, 2) at the query frames
+        static.append(score_sample(s, "synthetic", np.broadcast_to(qxy[None], s.tracks.shape).copy(),
+                                   np.ones(s.visible.shape, bool)))
+        queries = np.concatenate([s.query_frames[:, None].astype(np.float32), qxy], 1)
+        lk.append(score_sample(s, "synthetic", *track_lk(s.video, queries)))
+    context = {name: {k: float(average_metrics(v)[k]) for k in KEYS} for name, v in (("static", static),
+                                                                                       ("lucas_kanade", lk))}
+    for name, sc in context.items():
+        print(json.dumps({"candidate": f"{name} (context, not a candidate)", **sc}), flush=True)
+    extra = {"photos": [os.path.basename(p) for p in photos], "clip": {"num_frames": args.num_frames,
+             "size_hw": list(args.size)}, "model_resolution": list(res), "lucas_kanade": context["lucas_kanade"]}
+    return rows, context["static"], extra
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("candidates", nargs="+", help="weights files or training checkpoints")
+    p.add_argument("--config", required=True, help="the training config whose validation clips decide")
+    p.add_argument("--num-videos", type=int, default=20)
+    p.add_argument("--out", default=None)
+    p.add_argument("--photo-dir", default=None, help="score on clips of these validation photographs (see above)")
+    p.add_argument("--size", type=int, nargs=2, default=(256, 320), metavar=("H", "W"),
+                   help="photo clips' frame size (with --photo-dir)")
+    p.add_argument("--num-frames", type=int, default=24, help="photo clips' length (with --photo-dir)")
+    args = p.parse_args(argv)
+    if args.num_videos < 1:
+        raise SystemExit("--num-videos must be >= 1")
+    cfg = TrainConfig.from_json(args.config)
+    if args.photo_dir is not None:
+        args.photo_dir = os.path.expanduser(args.photo_dir)
+        rows, static, extra = _photo_scores(cfg, args)
+    else:
+        rows, static, extra = _config_scores(cfg, args), _static_scores(cfg, args.num_videos), {}
     best = max(rows, key=lambda r: r["average_jaccard"])
     print(f"best by validation average Jaccard: {best['candidate']} ({100 * best['average_jaccard']:.1f})")
     if args.out:
-        write_results(args.out, {"config": args.config, "num_videos": args.num_videos,
-                                 "validation_seed": VALIDATION_SEED, "candidates": rows, "static": static,
+        write_results(args.out, {"config": args.config, "num_videos": args.num_videos, "photo_dir": args.photo_dir,
+                                 "validation_seed": VALIDATION_SEED, "candidates": rows, "static": static, **extra,
                                  "best": best["candidate"],
                                  "date": time.strftime("%Y-%m-%d %H:%M:%S"), "torch": torch.__version__})
     return 0

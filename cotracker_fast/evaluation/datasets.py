@@ -21,7 +21,7 @@ from __future__ import annotations
 import glob
 import os
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterator, Optional, Tuple
+from typing import Any, Callable, Dict, Iterator, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -253,8 +253,9 @@ def heldout_photo_paths() -> Tuple[str, ...]:
     return paths
 
 
-def heldout_photo_config():
-    """The look of the held-out photo clips: a real photograph as background under a camera homography (always
+def heldout_photo_config(photo_paths: Optional[Sequence[str]] = None):
+    """The look of the held-out photo clips (of ``photo_paths`` instead of :data:`HELDOUT_PHOTOS` when given, e.g.
+    validation photographs): a real photograph as background under a camera homography (always
     moving: translation up to 10% of the frame, rotation up to 5 degrees, zoom up to 10%, mild perspective), and 1 to
     3 occluders textured with crops of the photographs, crossing the frame (up to 60% of its size over the clip).
     80% of the points lie on the background, so occlusion by the occluders is what tells trackers apart; 64 points
@@ -264,7 +265,8 @@ def heldout_photo_config():
     import dataclasses
 
     return dataclasses.replace(
-        EVAL_CONFIG, textures=("photo",), photo_paths=heldout_photo_paths(), num_objects=(1, 3),
+        EVAL_CONFIG, textures=("photo",),
+        photo_paths=heldout_photo_paths() if photo_paths is None else tuple(photo_paths), num_objects=(1, 3),
         object_size=(0.25, 0.45), object_travel=0.6, object_rotation=30.0, object_zoom=0.2,
         camera_motion_probability=1.0, camera_translation=0.10, camera_rotation=5.0, camera_zoom=0.10,
         camera_perspective=0.04, object_point_fraction=0.2,
@@ -278,6 +280,18 @@ def read_heldout_photos(
     ground truth; the clips of :func:`read_synthetic` otherwise (names ``synthetic_{i:03d}``, "query first", the
     same disjoint evaluation seeds). The photographs are :data:`HELDOUT_PHOTOS`, which no training run uses."""
     return read_synthetic(num_videos, num_frames=num_frames, size_hw=size_hw, seed=seed, config=heldout_photo_config())
+
+
+def read_photo_clips(
+    photo_paths: Sequence[str], num_videos: int = 6, *, num_frames: int = 24, size_hw: Tuple[int, int] = (256, 320),
+    seed: int = 0,
+) -> Iterator[EvalSample]:
+    """Clips of :func:`read_heldout_photos`' look made from other photographs (``photo_paths``, at least one): for
+    validation sets that resemble the held-out one without sharing its images. ``seed`` picks the clips' draws."""
+    if not photo_paths:
+        raise ValueError("photo_paths must name at least one photograph")
+    return read_synthetic(num_videos, num_frames=num_frames, size_hw=size_hw, seed=seed,
+                          config=heldout_photo_config(photo_paths))
 
 
 # ----------------------------------------------------------------------------------------------------------

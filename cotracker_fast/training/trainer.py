@@ -244,17 +244,33 @@ def _sha256(path: str) -> str:
         return hashlib.sha256(f.read()).hexdigest()
 
 
-def check_training_photos(paths: Tuple[str, ...]) -> None:
-    """Refuse (ValueError) training photographs that are the demo's photograph or a held-out evaluation photograph
-    (same file content): those measure the tracker, so they never train it."""
+def _evaluation_photos() -> Dict[str, str]:
+    """``{sha256: name}`` of the demo's photograph and the held-out evaluation photographs."""
     from ..demo_clip import ASSET_DIR, PHOTO_NAME
     from ..evaluation.datasets import heldout_photo_paths
 
-    protected = {_sha256(p): os.path.basename(p) for p in (str(ASSET_DIR / PHOTO_NAME), *heldout_photo_paths())}
+    return {_sha256(p): os.path.basename(p) for p in (str(ASSET_DIR / PHOTO_NAME), *heldout_photo_paths())}
+
+
+def check_training_photos(paths: Tuple[str, ...]) -> None:
+    """Refuse (ValueError) training photographs that are the demo's photograph or a held-out evaluation photograph
+    (same file content): those measure the tracker, so they never train it."""
+    protected = _evaluation_photos()
     for p in paths:
         name = protected.get(_sha256(p))
         if name is not None:
             raise ValueError(f"training photo {p!r} is the evaluation photograph {name!r}: remove it from photo_dir")
+
+
+def check_validation_photos(paths: Tuple[str, ...], training_paths: Tuple[str, ...]) -> None:
+    """Refuse (ValueError) validation photographs that train the model (same content as one of ``training_paths``)
+    or measure it (the demo's or a held-out photograph): validation must be neither."""
+    protected = {**{_sha256(p): f"training photo {os.path.basename(p)!r}" for p in training_paths},
+                 **{h: f"evaluation photograph {n!r}" for h, n in _evaluation_photos().items()}}
+    for p in paths:
+        what = protected.get(_sha256(p))
+        if what is not None:
+            raise ValueError(f"validation photo {p!r} is the {what}: validation photographs must be neither")
 
 
 class MixedSizeTracks(Dataset):
