@@ -520,6 +520,12 @@ def test_ship_gate_ships_only_a_strict_win_on_the_same_sets(tmp_path):
     other_set = _score_file(tmp_path / "o2s.json", "b.json", candidates={str(old_w): 0.1}, seed=8)
     with pytest.raises(ValueError, match="different validation sets"):
         gate.gate(str(new_w), [n1, n2], str(old_w), [f"{o1}=old-name", other_set])
+    # a photo-validation file of the same config, clip count and seed is another set
+    photo_set = tmp_path / "o2p.json"
+    photo_set.write_text(json.dumps({**json.loads(open(o2_low).read()), "photos": ["a.jpg"],
+                                     "clip": {"num_frames": 24, "size_hw": [256, 320]}}))
+    with pytest.raises(ValueError, match="different validation sets"):
+        gate.gate(str(new_w), [n1, n2], str(old_w), [f"{o1}=old-name", str(photo_set)])
     with pytest.raises(ValueError, match="same number"):
         gate.gate(str(new_w), [n1, n2], str(old_w), [f"{o1}=old-name"])
     with pytest.raises(ValueError, match="not scored|no candidate"):

@@ -37,6 +37,9 @@ from cotracker_fast.io import atomic_output  # noqa: E402
 
 #: The fields that identify a validation set in both kinds of score file.
 SET_KEYS = ("config", "num_videos", "validation_seed")
+#: Fields that only photo-validation files (``select_checkpoint.py --photo-dir``) have; None elsewhere.
+PHOTO_SET_KEYS = ("photos", "clip")
+ALL_SET_KEYS = SET_KEYS + PHOTO_SET_KEYS
 
 
 def _read(path: str) -> dict:
@@ -45,11 +48,12 @@ def _read(path: str) -> dict:
 
 
 def validation_set(d: dict, path: str) -> Tuple:
-    """``(config, num_videos, validation_seed)`` of a loaded selection or calibration file."""
+    """``(config, num_videos, validation_seed, photos, clip)`` of a loaded selection or calibration file (the last
+    two None unless it scored clips of validation photographs)."""
     missing = [k for k in SET_KEYS if k not in d]
     if missing:
         raise ValueError(f"{path}: not a selection or calibration file (no {', '.join(missing)})")
-    return tuple(d[k] for k in SET_KEYS)
+    return tuple(d[k] for k in SET_KEYS) + tuple(d.get(k) for k in PHOTO_SET_KEYS)
 
 
 def candidate_scores(d: dict, path: str) -> Dict[str, float]:
@@ -115,8 +119,8 @@ def gate(new: str, new_scores: Sequence[str], old: str, old_scores: Sequence[str
         o_file, o_cand, o_aj, o_set = score_of(o_spec, old)
         if n_set != o_set:
             raise ValueError(f"{n_file} and {o_file} score different validation sets "
-                             f"({dict(zip(SET_KEYS, n_set))} against {dict(zip(SET_KEYS, o_set))})")
-        sets.append({**dict(zip(SET_KEYS, n_set)),
+                             f"({dict(zip(ALL_SET_KEYS, n_set))} against {dict(zip(ALL_SET_KEYS, o_set))})")
+        sets.append({**dict(zip(ALL_SET_KEYS, n_set)),
                      "new": {"file": n_file, "candidate": n_cand, "average_jaccard": n_aj},
                      "old": {"file": o_file, "candidate": o_cand, "average_jaccard": o_aj}})
     new_mean = sum(s["new"]["average_jaccard"] for s in sets) / len(sets)
