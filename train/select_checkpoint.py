@@ -13,7 +13,7 @@ average Jaccard); ``--out`` saves all scores.
 ``--photo-dir DIR`` scores on clips of real photographs instead: the held-out photo clips' look
 (:func:`cotracker_fast.evaluation.datasets.read_photo_clips`, 24 frames of 256x320 by default, tracked at the model's
 working resolution as the held-out sets are) made from DIR's photographs, which must be neither training photographs
-(the config's ``photo_dir``) nor the demo's or held-out ones (``train/fetch_validation_photos.sh`` fetches such a
+(the config's ``photo_dir``) nor the demo's or held-out ones (``train/fetch_photos.sh --validation`` fetches such a
 set). Static and Lucas-Kanade scores on the same clips are saved for context.
 """
 import argparse

@@ -252,10 +252,11 @@ R=runs/ship_small_t
 $PY train/average_weights.py $R/step_0000200.pt $R/step_0000400.pt $R/last.pt --out runs/ship_small_t_avg3.safetensors
 gate_stage ship_small_t $R/last.pt runs/ship_small_t_avg3.safetensors
 # From the stage after T on, the rule has a third validation set, fixed before any candidate was scored on it: 24 clips
-# of the validation photographs (train/fetch_validation_photos.sh; the held-out photo clips' look, 24 frames of
+# of the validation photographs (train/fetch_photos.sh --validation; the held-out photo clips' look, 24 frames of
 # 256x320 tracked at 384x512), which resemble the held-out photographs without sharing them. Pick and gate use the
 # mean AJ over N's clips, P's clips and these.
 PHOTOS=~/.cache/cotracker_fast/validation_photos
+[ -n "$(ls $PHOTOS 2>/dev/null)" ] || train/fetch_photos.sh --validation
 photo_scores() {  # photo_scores OUT CANDIDATE...: the photo-validation scores of the candidates
     local out=$1
     shift
