@@ -27,8 +27,8 @@
 #   T. From S's average, each step drawing its clip size (192x256 or 384x512, equal odds), a new seed (12), 600 steps;
 #      its last step, calibrated, is shipped.
 # Each choice (F's file, then G's, J's, L's, N's, O's, S's, T's) is made by average Jaccard on 40 validation clips of
-# the mix (train/select_checkpoint.py; never the demo clip or a held-out set); the winner is exported as fp16. From N on,
-# train/ship_gate.py reads those scores: it ranks a stage's candidates and ships the calibrated winner only if it
+# the mix (train/select_checkpoint.py; never the demo clip or a held-out set); the winner is exported as fp16. From N
+# on, train/ship_gate.py reads those scores: it ranks a stage's candidates and ships the calibrated winner only if it
 # beats the shipped file on the same validation sets.
 # Each stage resumes from its own runs/<name>/last.pt when re-run. Extra arguments go to stage F.
 set -euo pipefail
