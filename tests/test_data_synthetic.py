@@ -403,3 +403,25 @@ def test_photo_textures_come_only_from_the_given_photographs(tmp_path):
     clip = render_clip(3, SyntheticConfig(num_frames=2, size_hw=(24, 32), num_points=4, textures=("photo",),
                                           photo_paths=(path,)))
     assert torch.all(clip.video == 77)
+
+
+def test_photo_share_sets_the_odds_of_photo_layers():
+    """``photo_share`` draws a photograph for a layer with that probability (the other kinds share the rest); without
+    it every kind is equally likely; it refuses a texture list without "photo" or with nothing else."""
+    from cotracker_fast.data.render import _texture_kind
+
+    kinds = ("noise", "stripes", "checkers", "gradient", "photo")
+    cfg = SyntheticConfig(textures=kinds, photo_paths=("p.jpg",), photo_share=0.6)
+    draws = [_texture_kind(np.random.default_rng(s), cfg) for s in range(3000)]
+    share = draws.count("photo") / len(draws)
+    assert 0.57 < share < 0.63, share  # 3000 draws: 3 standard deviations of a 0.6 share are 0.027
+    assert set(draws) == set(kinds)
+    uniform = SyntheticConfig(textures=kinds, photo_paths=("p.jpg",))
+    draws = [_texture_kind(np.random.default_rng(s), uniform) for s in range(3000)]
+    assert 0.17 < draws.count("photo") / len(draws) < 0.23  # 1/5, 3 standard deviations 0.022
+    with pytest.raises(ValueError, match="photo_share needs 'photo'"):
+        SyntheticConfig(photo_share=0.5)
+    with pytest.raises(ValueError, match="photo_share needs 'photo'"):
+        SyntheticConfig(textures=("photo",), photo_paths=("p.jpg",), photo_share=0.5)
+    with pytest.raises(ValueError, match="photo_share must be a number"):
+        SyntheticConfig(textures=kinds, photo_paths=("p.jpg",), photo_share=1.5)

@@ -135,6 +135,10 @@ def test_config_validation(tmp_path):
         TrainConfig(synthetic_overrides={"num_frames": 3})
     with pytest.raises(ValueError, match="camera_motion_probability"):
         TrainConfig(synthetic_overrides={"camera_motion_probability": 2.0})
+    with pytest.raises(ValueError, match="photo_share'\\] needs photo_dir"):
+        TrainConfig(synthetic_overrides={"photo_share": 0.5})
+    with pytest.raises(ValueError, match="photo_share must be a number"):
+        TrainConfig(synthetic_overrides={"photo_share": 2.0}, photo_dir=ROOT)
     p = tmp_path / "c.json"
     p.write_text(json.dumps({"num_steps": 3, "typo": 1}))
     with pytest.raises(ValueError, match="typo"):

@@ -26,6 +26,7 @@
 #      and 400, calibrated, is shipped.
 #   T. From S's average, each step drawing its clip size (192x256 or 384x512, equal odds), a new seed (12), 600 steps;
 #      its last step, calibrated, is shipped.
+#   U. From T's last step, T's mix with half of the layers textured with photographs, a new seed (13), 400 steps.
 # Each choice (F's file, then G's, J's, L's, N's, O's, S's, T's) is made by average Jaccard on 40 validation clips of
 # the mix (train/select_checkpoint.py; never the demo clip or a held-out set); the winner is exported as fp16. From N
 # on, train/ship_gate.py reads those scores: it ranks a stage's candidates and ships the calibrated winner only if it
@@ -280,3 +281,13 @@ OLD=runs/ship_small_t_calibrated.safetensors
 OLD_SCORES="$RES/select-ship_small_t-calibrated-val192x256.json $RES/select-ship_small_t-calibrated-val384x512.json
             $RES/select-photoval-shipped-t-s-o.json=runs/ship_small_t_calibrated.safetensors"
 PHOTO_VAL=1
+# Stage U: T's mix of sizes from T's last step (uncalibrated), with half of all layers textured with a training
+# photograph (synthetic_overrides photo_share 0.5; a fifth before), since the validation and held-out photographs are
+# where the model trails: 400 steps, lr 5e-5, data seed 13. Its rule, fixed before it ended, is T's with the
+# photo-validation set: the candidates are U's last step and the average of T's last step and U's steps 200 and 400,
+# ranked and gated on N's clips, P's clips and the validation photographs against T.
+$PY train/train.py --config train/configs/ship_small_u.json
+R=runs/ship_small_u
+$PY train/average_weights.py train/artifacts/ship_small_t_step600.safetensors $R/step_0000200.pt $R/last.pt \
+    --out runs/ship_small_u_avg3.safetensors
+gate_stage ship_small_u $R/last.pt runs/ship_small_u_avg3.safetensors

@@ -142,6 +142,16 @@ def _camera_maps(rng: np.random.Generator, cfg: SyntheticConfig, u: np.ndarray) 
     return maps
 
 
+def _texture_kind(rng: np.random.Generator, cfg: SyntheticConfig) -> str:
+    """One layer's texture kind: uniform over ``cfg.textures``, or ``"photo"`` with probability ``cfg.photo_share``
+    and the other kinds uniformly otherwise."""
+    if cfg.photo_share is None:
+        return str(rng.choice(cfg.textures))
+    if rng.random() < cfg.photo_share:
+        return "photo"
+    return str(rng.choice([k for k in cfg.textures if k != "photo"]))
+
+
 def _build_layers(rng: np.random.Generator, cfg: SyntheticConfig) -> Tuple[List[_Layer], bool]:
     h, w = cfg.size_hw
     t_len = cfg.num_frames
@@ -150,7 +160,7 @@ def _build_layers(rng: np.random.Generator, cfg: SyntheticConfig) -> Tuple[List[
     # background: a canvas larger than the frame when the camera moves (reflection-padded beyond it)
     m = 1.0 if cam is None else 1.0 + 2.0 * (cfg.camera_translation + 0.5 * cfg.camera_zoom) + 0.1
     bh, bw = int(math.ceil(h * m)) + 8, int(math.ceil(w * m)) + 8
-    kind = str(rng.choice(cfg.textures))
+    kind = _texture_kind(rng, cfg)
     bg_map = _translate((w - 1) / 2.0 - (bw - 1) / 2.0, (h - 1) / 2.0 - (bh - 1) / 2.0)
     bg_maps = np.repeat(bg_map[None], t_len, 0) if cam is None else cam @ bg_map
     layers = [_Layer(_texture(kind, rng, bh, bw, cfg.photo_paths), None, bg_maps, {"texture": kind, "shape": "background"})]
@@ -162,7 +172,7 @@ def _build_layers(rng: np.random.Generator, cfg: SyntheticConfig) -> Tuple[List[
         centre = (size - 1) / 2.0
         shape = str(rng.choice(cfg.shapes))
         alpha = _shape_alpha(shape, rng, size, radius)
-        kind = str(rng.choice(cfg.textures))
+        kind = _texture_kind(rng, cfg)
         tex = _texture(kind, rng, size, size, cfg.photo_paths)
         maps, persp = _object_maps(rng, cfg, u, centre, radius)
         if cam is not None:

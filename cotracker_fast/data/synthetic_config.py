@@ -3,7 +3,7 @@ kinds it draws from."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Tuple
+from typing import Any, Optional, Tuple
 
 import numpy as np
 
@@ -76,6 +76,8 @@ class SyntheticConfig:
         random_query_fraction: the first ``int(N * f)`` tracks get a random visible query frame (official 0.25;
             0 for evaluation's "query first").
         quantize: round the video to integers (as 8-bit footage), keeping float32 storage.
+        photo_share: probability that a layer is textured with a photograph, the other kinds of ``textures`` sharing
+            the rest equally (needs ``"photo"`` in ``textures``); None: every kind of ``textures`` equally likely.
     """
 
     num_frames: int = 24
@@ -102,6 +104,7 @@ class SyntheticConfig:
     mid_frame_sampling: bool = True
     random_query_fraction: float = 0.25
     quantize: bool = True
+    photo_share: Optional[float] = None
 
     def __post_init__(self) -> None:
         def pos_int(name: str, lo: int) -> None:
@@ -153,6 +156,11 @@ class SyntheticConfig:
         number("camera_perspective", 0.0, 0.3)
         number("object_point_fraction", 0.0, 1.0)
         number("random_query_fraction", 0.0, 1.0)
+        if self.photo_share is not None:
+            number("photo_share", 0.0, 1.0)
+            if "photo" not in self.textures or (self.photo_share < 1.0 and set(self.textures) == {"photo"}):
+                raise ValueError(f"SyntheticConfig.photo_share needs 'photo' and another kind in textures, got "
+                                 f"{self.textures!r}")
         for name in ("mid_frame_sampling", "quantize"):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"SyntheticConfig.{name} must be a bool, got {getattr(self, name)!r}")

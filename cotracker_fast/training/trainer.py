@@ -169,7 +169,12 @@ class TrainConfig:
         bad = sorted(set(self.synthetic_overrides) - known)
         if bad:
             raise ValueError(f"synthetic_overrides has unknown or reserved fields {bad}; allowed: {sorted(known)}")
-        SyntheticConfig(**self.synthetic_overrides)  # validates the values (ValueError names the field)
+        over = dict(self.synthetic_overrides)
+        if over.get("photo_share") is not None:
+            if not self.photo_dir:
+                raise ValueError("synthetic_overrides['photo_share'] needs photo_dir (the photographs to draw)")
+            over.update(textures=SyntheticConfig.textures + ("photo",), photo_paths=(self.photo_dir,))
+        SyntheticConfig(**over)  # validates the values (ValueError names the field)
 
     def _check_size_mix(self) -> None:
         total = 0.0
