@@ -184,8 +184,9 @@ class TrainConfig:
                 raise ValueError(f"size_mix[{k}] must be a dict with keys 'size_hw', 'fraction' and optionally "
                                  f"'augment_overrides', got {entry!r}")
             hw = entry["size_hw"]
-            if len(hw) != 2 or min(int(v) for v in hw) < 16:
-                raise ValueError(f"size_mix[{k}]['size_hw'] must be [H, W] with H, W >= 16, got {hw!r}")
+            if not isinstance(hw, (list, tuple)) or len(hw) != 2 \
+                    or not all(isinstance(v, int) and not isinstance(v, bool) and v >= 16 for v in hw):
+                raise ValueError(f"size_mix[{k}]['size_hw'] must be [H, W], integers >= 16, got {hw!r}")
             frac = float(entry["fraction"])
             if not 0.0 < frac < 1.0:
                 raise ValueError(f"size_mix[{k}]['fraction'] must be in (0, 1), got {frac}")
