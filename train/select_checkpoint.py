@@ -77,7 +77,6 @@ def _config_scores(cfg: TrainConfig, args) -> list:
     return rows
 
 
-
 def _photo_scores(cfg: TrainConfig, args) -> tuple:
     """Candidates', static's and Lucas-Kanade's scores on ``args.num_videos`` clips of ``args.photo_dir``."""
     import numpy as np
