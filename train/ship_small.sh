@@ -26,7 +26,8 @@
 #      and 400, calibrated, is shipped.
 #   T. From S's average, each step drawing its clip size (192x256 or 384x512, equal odds), a new seed (12), 600 steps;
 #      its last step, calibrated, is shipped.
-#   U. From T's last step, T's mix with half of the layers textured with photographs, a new seed (13), 400 steps.
+#   U. From T's last step, T's mix with half of the layers textured with photographs, a new seed (13), 400 steps;
+#      its two candidates are committed, not yet gated.
 # Each choice (F's file, then G's, J's, L's, N's, O's, S's, T's) is made by average Jaccard on 40 validation clips of
 # the mix (train/select_checkpoint.py; never the demo clip or a held-out set); the winner is exported as fp16. From N
 # on, train/ship_gate.py reads those scores: it ranks a stage's candidates and ships the calibrated winner only if it
@@ -289,5 +290,8 @@ PHOTO_VAL=1
 $PY train/train.py --config train/configs/ship_small_u.json
 R=runs/ship_small_u
 $PY train/average_weights.py train/artifacts/ship_small_t_step600.safetensors $R/step_0000200.pt $R/last.pt \
-    --out runs/ship_small_u_avg3.safetensors
-gate_stage ship_small_u $R/last.pt runs/ship_small_u_avg3.safetensors
+    --out train/artifacts/ship_small_u_avg3.safetensors
+$PY train/export_weights.py $R/last.pt train/artifacts/ship_small_u_step400.safetensors
+# The two candidates are committed as fp16 files (U ended too late in its session for the gate), so the gate runs on
+# them from any checkout.
+gate_stage ship_small_u train/artifacts/ship_small_u_step400.safetensors train/artifacts/ship_small_u_avg3.safetensors
