@@ -30,8 +30,8 @@ from benchmarks._common import write_results  # noqa: E402
 
 from cotracker_fast.models.checkpoint import read_state_dict
 from cotracker_fast.models.cotracker import CoTracker
-from cotracker_fast.training.trainer import (VALIDATION_SEED, TrainConfig, check_validation_photos,
-                                            load_checkpoint_state, photo_files, validate)
+from cotracker_fast.training.data import check_validation_photos, photo_files
+from cotracker_fast.training.trainer import VALIDATION_SEED, TrainConfig, load_checkpoint_state, validate
 
 KEYS = ("average_jaccard", "average_pts_within_thresh", "occlusion_accuracy")
 
