@@ -42,10 +42,16 @@ def load_weights(path: str) -> dict:
     return {k: v.float() if v.is_floating_point() else v for k, v in sd.items()}
 
 
-def _static_scores(cfg: TrainConfig, num_videos: int) -> dict:
-    """The "points stay at their query, always visible" baseline on the same validation clips."""
+def _static_prediction(sample) -> tuple:
+    """The "points stay at their query, always visible" baseline of one sample: ``(tracks (T, N, 2), visible)``."""
     import numpy as np
 
+    start = sample.tracks[sample.query_frames, np.arange(sample.tracks.shape[1])]  # (N, 2) at the query frames
+    return np.broadcast_to(start[None], sample.tracks.shape).copy(), np.ones(sample.visible.shape, bool)
+
+
+def _static_scores(cfg: TrainConfig, num_videos: int) -> dict:
+    """The "points stay at their query, always visible" baseline on the same validation clips."""
     from cotracker_fast.evaluation.datasets import read_synthetic
     from cotracker_fast.evaluation.metrics import average_metrics
     from cotracker_fast.evaluation.run import score_sample
@@ -54,10 +60,7 @@ def _static_scores(cfg: TrainConfig, num_videos: int) -> dict:
     scores = []
     for s in read_synthetic(num_videos, num_frames=cfg.num_frames, size_hw=cfg.size_hw, seed=VALIDATION_SEED,
                             config=validation_config(cfg)):
-        n = s.tracks.shape[1]
-        start = s.tracks[s.query_frames, np.arange(n)]  # (N, 2) at the query frames
-        pred = np.broadcast_to(start[None], s.tracks.shape).copy()
-        scores.append(score_sample(s, "synthetic", pred, np.ones(s.visible.shape, bool)))
+        scores.append(score_sample(s, "synthetic", *_static_prediction(s)))
     avg = average_metrics(scores)
     static = {k: float(avg[k]) for k in KEYS}
     print(json.dumps({"candidate": "static (context, not a candidate)", **static}), flush=True)
@@ -108,11 +111,9 @@ def _photo_scores(cfg: TrainConfig, args) -> tuple:
         print(json.dumps(rows[-1]), flush=True)
     static, lk = [], []
     for s in samples:
-        n = s.tracks.shape[1]
-        qxy = s.tracks[s.query_frames, np.arange(n)]  # (N, 2) at the query frames
-        static.append(score_sample(s, "synthetic", np.broadcast_to(qxy[None], s.tracks.shape).copy(),
-                                   np.ones(s.visible.shape, bool)))
-        queries = np.concatenate([s.query_frames[:, None].astype(np.float32), qxy], 1)
+        static_tracks, static_visible = _static_prediction(s)
+        static.append(score_sample(s, "synthetic", static_tracks, static_visible))
+        queries = np.concatenate([s.query_frames[:, None].astype(np.float32), static_tracks[0]], 1)  # (t, x, y)
         lk.append(score_sample(s, "synthetic", *track_lk(s.video, queries)))
     context = {name: {k: float(average_metrics(v)[k]) for k in KEYS} for name, v in (("static", static),
                                                                                        ("lucas_kanade", lk))}
