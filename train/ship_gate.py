@@ -161,7 +161,8 @@ def main(argv: Optional[List[str]] = None) -> int:
         print(f"ship_gate: {e}", file=sys.stderr)
         return 2
     for s in record["sets"]:
-        print(f"{s['config']} ({s['num_videos']} clips): new {100 * s['new']['average_jaccard']:.1f}, "
+        source = f"{len(s['photos'])} photographs" if s.get("photos") else s["config"]
+        print(f"{source} ({s['num_videos']} clips): new {100 * s['new']['average_jaccard']:.1f}, "
               f"old {100 * s['old']['average_jaccard']:.1f}")
     verdict = "ships" if record["ship"] else "does not ship"
     print(f"mean AJ: new {100 * record['new_mean']:.2f}, old {100 * record['old_mean']:.2f}: {args.new} {verdict}")
