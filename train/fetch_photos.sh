@@ -6,24 +6,29 @@
 # Validation set (--validation): the twelve nature photographs of Debian's mate-backgrounds package (flowers, leaves,
 # grass, water, sky, wood): neither training photographs nor the demo's or a held-out one, so clips made from them
 # (train/select_checkpoint.py --photo-dir) resemble the held-out photo set without sharing its images.
-#   usage: train/fetch_photos.sh [--validation] [DEST]
-#          (default DEST: ~/.cache/cotracker_fast/train_photos, or .../validation_photos with --validation)
+# Wider training set (--more): the training set plus twelve photographs from Debian's Plasma and Lomiri wallpaper
+# packages (a pier, boats, leaves, moss, a forest path, a tree trunk, cups, a building, sky and lakes), scaled down to
+# at most 1280 px on the long side so a training crop holds structure at the scale of the other photographs.
+#   usage: train/fetch_photos.sh [--validation | --more] [DEST]
+#          (default DEST: ~/.cache/cotracker_fast/train_photos, .../validation_photos with --validation,
+#          .../train_photos_more with --more)
 set -euo pipefail
+PY="$(cd "$(dirname "$0")/.." && pwd)/.venv/bin/python"
 SET=training
-if [ "${1:-}" = "--validation" ]; then
-  SET=validation
-  shift
-fi
-if [ $SET = training ]; then
-  DEST="${1:-$HOME/.cache/cotracker_fast/train_photos}"
-else
-  DEST="${1:-$HOME/.cache/cotracker_fast/validation_photos}"
-fi
+case "${1:-}" in
+  --validation) SET=validation; shift ;;
+  --more) SET=more; shift ;;
+esac
+case $SET in
+  training) DEST="${1:-$HOME/.cache/cotracker_fast/train_photos}" ;;
+  validation) DEST="${1:-$HOME/.cache/cotracker_fast/validation_photos}" ;;
+  more) DEST="${1:-$HOME/.cache/cotracker_fast/train_photos_more}" ;;
+esac
 DEST="$(mkdir -p "$DEST" && cd "$DEST" && pwd)"
 WORK="$(mktemp -d)"
 trap 'rm -rf "$WORK"' EXIT
 cd "$WORK"
-if [ $SET = training ]; then
+if [ $SET = training ] || [ $SET = more ]; then
   apt-get download opencv-doc >/dev/null
   dpkg-deb -x opencv-doc_*.deb extracted
   SRC=extracted/usr/share/doc/opencv-doc/examples/data
@@ -37,5 +42,29 @@ else
   apt-get download mate-backgrounds >/dev/null
   dpkg-deb -x mate-backgrounds_*.deb extracted
   cp extracted/usr/share/backgrounds/mate/nature/*.jpg "$DEST/"
+fi
+if [ $SET = more ]; then
+  apt-get download plasma-workspace-wallpapers lomiri-wallpapers-20.04 >/dev/null
+  for d in plasma-workspace-wallpapers_*.deb lomiri-wallpapers-20.04_*.deb; do dpkg-deb -x "$d" wallpapers; done
+  W=wallpapers/usr/share/wallpapers
+  # name=source: the largest size each Plasma wallpaper ships (the 1920x1080 name holds 2560x1600 pixels)
+  for pair in BytheWater=$W/BytheWater/contents/images/1920x1080.jpg \
+              ColdRipple=$W/ColdRipple/contents/images/2560x1600.jpg \
+              ColorfulCups=$W/ColorfulCups/contents/images/2560x1600.jpg \
+              DarkestHour=$W/DarkestHour/contents/images/1920x1080.jpg \
+              EveningGlow=$W/EveningGlow/contents/images/1920x1080.jpg \
+              FallenLeaf=$W/FallenLeaf/contents/images/1920x1080.jpg \
+              Grey=$W/Grey/contents/images/2560x1600.jpg \
+              Kite=$W/Kite/contents/images/1920x1080.jpg \
+              OneStandsOut=$W/OneStandsOut/contents/images/1920x1080.jpg \
+              Path=$W/Path/contents/images/1920x1080.jpg \
+              summer_1am=$W/summer_1am/contents/images/1920x1080.jpg \
+              Kleiber=wallpapers/usr/share/backgrounds/Kleiber_by_Lukas_Baubkus.jpg; do
+    "$PY" -c 'import sys
+from PIL import Image
+im = Image.open(sys.argv[1]).convert("RGB")
+im.thumbnail((1280, 1280), Image.LANCZOS)
+im.save(sys.argv[2], quality=95)' "${pair#*=}" "$DEST/wallpaper_${pair%%=*}.jpg"
+  done
 fi
 echo "$(ls "$DEST" | wc -l) photographs in $DEST"
