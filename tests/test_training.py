@@ -593,6 +593,14 @@ def test_photo_validation_scores_candidates_on_other_photographs(tmp_path):
     with pytest.raises(ValueError, match="is the training photo 't.png'"):
         sel.main(args)
     os.remove(val_dir / "c.png")
+    # photographs of another training folder (--training-photo-dir) are refused too, and an empty folder is an error
+    more_dir = tmp_path / "more"
+    more_dir.mkdir()
+    with pytest.raises(SystemExit, match="--training-photo-dir .* holds no"):
+        sel.main([*args, "--training-photo-dir", str(more_dir)])
+    shutil.copy(val_dir / "a.png", more_dir / "m.png")
+    with pytest.raises(ValueError, match="is the training photo 'm.png'"):
+        sel.main([*args, "--training-photo-dir", str(more_dir)])
     shutil.copy(ASSET_DIR / PHOTO_NAME, val_dir / "d.jpg")
     with pytest.raises(ValueError, match=f"is the evaluation photograph '{PHOTO_NAME}'"):
         sel.main(args)

@@ -93,7 +93,13 @@ def _photo_scores(cfg: TrainConfig, args) -> tuple:
     photos = photo_files(args.photo_dir)
     if not photos:
         raise SystemExit(f"--photo-dir {args.photo_dir!r} holds no .jpg/.jpeg/.png file")
-    check_validation_photos(photos, photo_files(cfg.photo_dir) if cfg.photo_dir else ())
+    training = list(photo_files(cfg.photo_dir)) if cfg.photo_dir else []
+    for folder in args.training_photo_dir:
+        more = photo_files(os.path.expanduser(folder))
+        if not more:
+            raise SystemExit(f"--training-photo-dir {folder!r} holds no .jpg/.jpeg/.png file")
+        training += more
+    check_validation_photos(photos, tuple(training))
     samples = list(read_photo_clips(photos, args.num_videos, num_frames=args.num_frames, size_hw=tuple(args.size),
                                     seed=VALIDATION_SEED))
     res = tuple(cfg.model_config().model_resolution)
@@ -134,6 +140,9 @@ def main(argv=None) -> int:
     p.add_argument("--size", type=int, nargs=2, default=(256, 320), metavar=("H", "W"),
                    help="photo clips' frame size (with --photo-dir)")
     p.add_argument("--num-frames", type=int, default=24, help="photo clips' length (with --photo-dir)")
+    p.add_argument("--training-photo-dir", action="append", default=[], metavar="DIR",
+                   help="another folder of photographs the candidates trained on (repeatable; with --photo-dir the "
+                        "validation photographs must differ from these too, besides the config's photo_dir)")
     args = p.parse_args(argv)
     if args.num_videos < 1:
         raise SystemExit("--num-videos must be >= 1")

@@ -271,9 +271,11 @@ PHOTOS=~/.cache/cotracker_fast/validation_photos
 photo_scores() {  # photo_scores OUT CANDIDATE...: the photo-validation scores of the candidates
     local out=$1
     shift
+    # shellcheck disable=SC2086  # MORE_PHOTOS_ARG is empty or an option and its folder
     $PY train/select_checkpoint.py --config train/configs/ship_small_n.json --num-videos 24 --photo-dir $PHOTOS "$@" \
-        --out "$out"
+        $MORE_PHOTOS_ARG --out "$out"
 }
+MORE_PHOTOS_ARG=""  # from stage V on: the wider training set, which the validation photographs must not share
 # The next stage's gate compares with T on the three sets; T's photo-validation score comes from the scoring of the
 # shipped files T, S and O (the first photo-validation scores).
 photo_scores $RES/select-photoval-shipped-t-s-o.json runs/ship_small_t_calibrated.safetensors \
@@ -307,6 +309,7 @@ OLD_SCORES="$RES/select-ship_small_u-calibrated-val192x256.json $RES/select-ship
 # are V's last step and the average of U's average and V's steps 200 and 400, ranked and gated on N's clips, P's clips
 # and the validation photographs against U.
 [ -n "$(ls ~/.cache/cotracker_fast/train_photos_more 2>/dev/null)" ] || train/fetch_photos.sh --more
+MORE_PHOTOS_ARG="--training-photo-dir $HOME/.cache/cotracker_fast/train_photos_more"
 $PY train/train.py --config train/configs/ship_small_v.json
 R=runs/ship_small_v
 $PY train/average_weights.py train/artifacts/ship_small_u_avg3.safetensors $R/step_0000200.pt $R/last.pt \
