@@ -61,11 +61,11 @@ def demo_result(tmp_path_factory):
 
 def test_demo_clip_beats_points_that_stay_still(demo_result):
     """What the shipped weights achieve today on ``make demo``'s clip (docs/ACCURACY.md), far below the static
-    baseline's error (27.2 px mean, 27.6 px median, <delta_avg 4.9%). Measured on a 2-core Intel Xeon (family 6 model 167,
-    AMX): 2.57 px mean, 1.72 px median, 73.9%; the bounds sit about 0.2 px and 2.4 points of <delta_avg away, room
-    for other CPUs' float rounding, not for a weaker tracker. (Earlier weights chosen by the same validation rule
-    measured 2.73 px, 1.87 px, 72.4% (stage U) and 2.23 px, 1.65 px, 75.2% (stage O) here; the bounds follow the
-    shipped file.)"""
+    baseline's error (27.2 px mean, 27.6 px median, <delta_avg 4.9%). Measured on a 2-core Intel Xeon (family 6
+    model 167, AMX): 2.57 px mean, 1.72 px median, 73.9%; the bounds sit about 0.2 px and 2.4 points of <delta_avg
+    away, room for other CPUs' float rounding, not for a weaker tracker. (Earlier weights chosen by the same
+    validation rule measured 2.73 px, 1.87 px, 72.4% (stage U) and 2.23 px, 1.65 px, 75.2% (stage O) here; the bounds
+    follow the shipped file.)"""
     assert demo_result["epe_mean"] < 2.8, demo_result
     assert demo_result["epe_median"] < 1.95, demo_result
     assert demo_result["delta_avg"] > 0.715, demo_result

@@ -310,12 +310,15 @@ OLD_SCORES="$RES/select-ship_small_u-calibrated-val192x256.json $RES/select-ship
 # and the validation photographs against U.
 [ -n "$(ls ~/.cache/cotracker_fast/train_photos_more 2>/dev/null)" ] || train/fetch_photos.sh --more
 MORE_PHOTOS_ARG="--training-photo-dir $HOME/.cache/cotracker_fast/train_photos_more"
-$PY train/train.py --config train/configs/ship_small_v.json
-R=runs/ship_small_v
-$PY train/average_weights.py train/artifacts/ship_small_u_avg3.safetensors $R/step_0000200.pt $R/last.pt \
-    --out runs/ship_small_v_avg3.safetensors
-$PY train/export_weights.py $R/last.pt train/artifacts/ship_small_v_step400.safetensors
-gate_stage ship_small_v train/artifacts/ship_small_v_step400.safetensors runs/ship_small_v_avg3.safetensors
+photo_stage() {  # photo_stage NAME START: train NAME's 400-step config, then pick and gate its two candidates
+    local name=$1 start=$2
+    $PY train/train.py --config train/configs/$name.json
+    $PY train/average_weights.py "$start" runs/$name/step_0000200.pt runs/$name/last.pt \
+        --out runs/${name}_avg3.safetensors
+    $PY train/export_weights.py runs/$name/last.pt train/artifacts/${name}_step400.safetensors
+    gate_stage "$name" train/artifacts/${name}_step400.safetensors runs/${name}_avg3.safetensors
+}
+photo_stage ship_small_v train/artifacts/ship_small_u_avg3.safetensors
 # Measured: V's last step won the pick (mean AJ 51.42 against the average's 51.17, uncalibrated); calibrated (b = 3)
 # it scored 50.2 on N's clips, 58.0 on P's and 56.4 on the validation photographs, mean 54.85 against U's 54.30, so
 # V's calibrated last step is shipped. (The average is not kept in train/artifacts.)
@@ -324,14 +327,10 @@ OLD_SCORES="$RES/select-ship_small_v-calibrated-val192x256.json $RES/select-ship
             $RES/select-ship_small_v-calibrated-photoval.json"
 # Stage W: V's recipe from V's last step with 70% of the steps at 384x512 (half before), the predictors' working
 # resolution, at which two of the three validation sets (and the demo and held-out photo clips) are tracked, and 70%
-# of all layers photographs (60% before): 400 steps, lr 5e-5, data seed 15. Its rule, fixed before it ended, is V's: the candidates are W's last step and the
-# average of V's last step and W's steps 200 and 400, ranked and gated on the three sets against V.
-$PY train/train.py --config train/configs/ship_small_w.json
-R=runs/ship_small_w
-$PY train/average_weights.py train/artifacts/ship_small_v_step400.safetensors $R/step_0000200.pt $R/last.pt \
-    --out runs/ship_small_w_avg3.safetensors
-$PY train/export_weights.py $R/last.pt train/artifacts/ship_small_w_step400.safetensors
-gate_stage ship_small_w train/artifacts/ship_small_w_step400.safetensors runs/ship_small_w_avg3.safetensors
+# of all layers photographs (60% before): 400 steps, lr 5e-5, data seed 15. Its rule, fixed before it ended, is V's:
+# the candidates are W's last step and the average of V's last step and W's steps 200 and 400, ranked and gated on the
+# three sets against V.
+photo_stage ship_small_w train/artifacts/ship_small_v_step400.safetensors
 # Measured: W's last step won the pick (mean AJ 52.40 against the average's 52.12; V's last step had 51.42,
 # uncalibrated); calibrated (b = 3) it scored 50.0 on N's clips, 58.1 on P's and 56.4 on the validation photographs,
 # mean 54.82 against V's 54.85, so V stays shipped. W's last step is kept in train/artifacts for later stages.
