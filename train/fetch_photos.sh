@@ -9,26 +9,31 @@
 # Wider training set (--more): the training set plus twelve photographs from Debian's Plasma and Lomiri wallpaper
 # packages (a pier, boats, leaves, moss, a forest path, a tree trunk, cups, a building, sky and lakes), scaled down to
 # at most 1280 px on the long side so a training crop holds structure at the scale of the other photographs.
-#   usage: train/fetch_photos.sh [--validation | --more] [DEST]
+# Widest training set (--wider): the wider set plus fourteen photographs of Debian's lomiri-wallpapers-16.04 (a bridge,
+# leaves, a fig on a plate, brushes, a room, mountains, a bird, a cat at a window, a clock, a stream, dandelions, a
+# sunset, a textured surface; the one abstract image is left out), scaled the same way.
+#   usage: train/fetch_photos.sh [--validation | --more | --wider] [DEST]
 #          (default DEST: ~/.cache/cotracker_fast/train_photos, .../validation_photos with --validation,
-#          .../train_photos_more with --more)
+#          .../train_photos_more with --more, .../train_photos_wider with --wider)
 set -euo pipefail
 PY="$(cd "$(dirname "$0")/.." && pwd)/.venv/bin/python"
 SET=training
 case "${1:-}" in
   --validation) SET=validation; shift ;;
   --more) SET=more; shift ;;
+  --wider) SET=wider; shift ;;
 esac
 case $SET in
   training) DEST="${1:-$HOME/.cache/cotracker_fast/train_photos}" ;;
   validation) DEST="${1:-$HOME/.cache/cotracker_fast/validation_photos}" ;;
   more) DEST="${1:-$HOME/.cache/cotracker_fast/train_photos_more}" ;;
+  wider) DEST="${1:-$HOME/.cache/cotracker_fast/train_photos_wider}" ;;
 esac
 DEST="$(mkdir -p "$DEST" && cd "$DEST" && pwd)"
 WORK="$(mktemp -d)"
 trap 'rm -rf "$WORK"' EXIT
 cd "$WORK"
-if [ $SET = training ] || [ $SET = more ]; then
+if [ $SET != validation ]; then
   apt-get download opencv-doc >/dev/null
   dpkg-deb -x opencv-doc_*.deb extracted
   SRC=extracted/usr/share/doc/opencv-doc/examples/data
@@ -43,7 +48,14 @@ else
   dpkg-deb -x mate-backgrounds_*.deb extracted
   cp extracted/usr/share/backgrounds/mate/nature/*.jpg "$DEST/"
 fi
-if [ $SET = more ]; then
+shrink() {  # shrink SOURCE NAME: SOURCE scaled to at most 1280 px on the long side, as DEST/wallpaper_NAME.jpg
+  "$PY" -c 'import sys
+from PIL import Image
+im = Image.open(sys.argv[1]).convert("RGB")
+im.thumbnail((1280, 1280), Image.LANCZOS)
+im.save(sys.argv[2], quality=95)' "$1" "$DEST/wallpaper_$2.jpg"
+}
+if [ $SET = more ] || [ $SET = wider ]; then
   apt-get download plasma-workspace-wallpapers lomiri-wallpapers-20.04 >/dev/null
   for d in plasma-workspace-wallpapers_*.deb lomiri-wallpapers-20.04_*.deb; do dpkg-deb -x "$d" wallpapers; done
   W=wallpapers/usr/share/wallpapers
@@ -60,11 +72,15 @@ if [ $SET = more ]; then
               Path=$W/Path/contents/images/1920x1080.jpg \
               summer_1am=$W/summer_1am/contents/images/1920x1080.jpg \
               Kleiber=wallpapers/usr/share/backgrounds/Kleiber_by_Lukas_Baubkus.jpg; do
-    "$PY" -c 'import sys
-from PIL import Image
-im = Image.open(sys.argv[1]).convert("RGB")
-im.thumbnail((1280, 1280), Image.LANCZOS)
-im.save(sys.argv[2], quality=95)' "${pair#*=}" "$DEST/wallpaper_${pair%%=*}.jpg"
+    shrink "${pair#*=}" "${pair%%=*}"
+  done
+fi
+if [ $SET = wider ]; then
+  apt-get download lomiri-wallpapers-16.04 >/dev/null
+  dpkg-deb -x lomiri-wallpapers-16.04_*.deb wallpapers16
+  for f in wallpapers16/usr/share/backgrounds/*.jpg; do
+    name=$(basename "$f" .jpg)
+    [ "$name" = umang_by_Abhishek_Mudgal ] || shrink "$f" "$name"
   done
 fi
 echo "$(ls "$DEST" | wc -l) photographs in $DEST"
