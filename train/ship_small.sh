@@ -27,7 +27,11 @@
 #   T. From S's average, each step drawing its clip size (192x256 or 384x512, equal odds), a new seed (12), 600 steps;
 #      its last step, calibrated, is shipped.
 #   U. From T's last step, T's mix with half of the layers textured with photographs, a new seed (13), 400 steps;
-#      its two candidates are committed, not yet gated.
+#      the average of T's last step and U's steps 200 and 400, calibrated, is shipped.
+#   V. From U's average, 37 training photographs and 60% of the layers photographs, a new seed (14), 400 steps; its
+#      last step, calibrated, is shipped.
+#   W. From V's last step, 70% of the steps at 384x512 and 70% photo layers, seed 15, 400 steps; not shipped.
+#   X. From V's last step, V's recipe on 51 photographs, seed 16, 400 steps; trained, its gate not yet run.
 # Each choice (F's file, then G's, J's, L's, N's, O's, S's, T's) is made by average Jaccard on 40 validation clips of
 # the mix (train/select_checkpoint.py; never the demo clip or a held-out set); the winner is exported as fp16. From N
 # on, train/ship_gate.py reads those scores: it ranks a stage's candidates and ships the calibrated winner only if it
@@ -310,13 +314,14 @@ OLD_SCORES="$RES/select-ship_small_u-calibrated-val192x256.json $RES/select-ship
 # and the validation photographs against U.
 [ -n "$(ls ~/.cache/cotracker_fast/train_photos_more 2>/dev/null)" ] || train/fetch_photos.sh --more
 MORE_PHOTOS_ARG="--training-photo-dir $HOME/.cache/cotracker_fast/train_photos_more"
-photo_stage() {  # photo_stage NAME START: train NAME's 400-step config, then pick and gate its two candidates
-    local name=$1 start=$2
+photo_stage() {  # photo_stage NAME START [AVG_DIR]: train NAME's 400-step config, then pick and gate its two
+    # candidates: its last step (exported to train/artifacts) and the average of START and its steps 200 and 400
+    # (written to AVG_DIR, runs/ unless given)
+    local name=$1 start=$2 avg=${3:-runs}/${1}_avg3.safetensors
     $PY train/train.py --config train/configs/$name.json
-    $PY train/average_weights.py "$start" runs/$name/step_0000200.pt runs/$name/last.pt \
-        --out runs/${name}_avg3.safetensors
+    $PY train/average_weights.py "$start" runs/$name/step_0000200.pt runs/$name/last.pt --out "$avg"
     $PY train/export_weights.py runs/$name/last.pt train/artifacts/${name}_step400.safetensors
-    gate_stage "$name" train/artifacts/${name}_step400.safetensors runs/${name}_avg3.safetensors
+    gate_stage "$name" train/artifacts/${name}_step400.safetensors "$avg"
 }
 photo_stage ship_small_v train/artifacts/ship_small_u_avg3.safetensors
 # Measured: V's last step won the pick (mean AJ 51.42 against the average's 51.17, uncalibrated); calibrated (b = 3)
@@ -341,10 +346,7 @@ photo_stage ship_small_w train/artifacts/ship_small_v_step400.safetensors
 # last step and the average of V's last step and X's steps 200 and 400.
 [ -n "$(ls ~/.cache/cotracker_fast/train_photos_wider 2>/dev/null)" ] || train/fetch_photos.sh --wider
 MORE_PHOTOS_ARG="--training-photo-dir $HOME/.cache/cotracker_fast/train_photos_wider"
-$PY train/train.py --config train/configs/ship_small_x.json
-$PY train/average_weights.py train/artifacts/ship_small_v_step400.safetensors runs/ship_small_x/step_0000200.pt \
-    runs/ship_small_x/last.pt --out train/artifacts/ship_small_x_avg3.safetensors
-$PY train/export_weights.py runs/ship_small_x/last.pt train/artifacts/ship_small_x_step400.safetensors
-# X trained 400 steps in 26.1 minutes on the Intel Xeon as its session ended; its two candidates are committed as fp16
-# files, so the rest of its rule runs from any checkout:
-gate_stage ship_small_x train/artifacts/ship_small_x_step400.safetensors train/artifacts/ship_small_x_avg3.safetensors
+# X trained 400 steps in 26.1 minutes on the Intel Xeon as its session ended; both candidates are committed as fp16
+# files (its average in train/artifacts): on a fresh checkout, the gate alone is photo_stage's last line,
+# gate_stage ship_small_x train/artifacts/ship_small_x_step400.safetensors train/artifacts/ship_small_x_avg3.safetensors
+photo_stage ship_small_x train/artifacts/ship_small_v_step400.safetensors train/artifacts
