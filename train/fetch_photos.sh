@@ -12,9 +12,13 @@
 # Widest training set (--wider): the wider set plus fourteen photographs of Debian's lomiri-wallpapers-16.04 (a bridge,
 # leaves, a fig on a plate, brushes, a room, mountains, a bird, a cat at a window, a clock, a stream, dandelions, a
 # sunset, a textured surface; the one abstract image is left out), scaled the same way.
-#   usage: train/fetch_photos.sh [--validation | --more | --wider] [DEST]
+# Textured training set (--textured): the widest set plus 25 photographic ground textures of Debian's ufoai-textures
+# (rock faces, moss, grass, dirt, sand, gravel, snow, bark, leafy plants: one of each look where the package has
+# near-copies; no normal maps and no patterned tiles such as vehicle tracks), as JPEG.
+#   usage: train/fetch_photos.sh [--validation | --more | --wider | --textured] [DEST]
 #          (default DEST: ~/.cache/cotracker_fast/train_photos, .../validation_photos with --validation,
-#          .../train_photos_more with --more, .../train_photos_wider with --wider)
+#          .../train_photos_more with --more, .../train_photos_wider with --wider, .../train_photos_textured with
+#          --textured)
 set -euo pipefail
 PY="$(cd "$(dirname "$0")/.." && pwd)/.venv/bin/python"
 SET=training
@@ -22,12 +26,14 @@ case "${1:-}" in
   --validation) SET=validation; shift ;;
   --more) SET=more; shift ;;
   --wider) SET=wider; shift ;;
+  --textured) SET=textured; shift ;;
 esac
 case $SET in
   training) DEST="${1:-$HOME/.cache/cotracker_fast/train_photos}" ;;
   validation) DEST="${1:-$HOME/.cache/cotracker_fast/validation_photos}" ;;
   more) DEST="${1:-$HOME/.cache/cotracker_fast/train_photos_more}" ;;
   wider) DEST="${1:-$HOME/.cache/cotracker_fast/train_photos_wider}" ;;
+  textured) DEST="${1:-$HOME/.cache/cotracker_fast/train_photos_textured}" ;;
 esac
 DEST="$(mkdir -p "$DEST" && cd "$DEST" && pwd)"
 WORK="$(mktemp -d)"
@@ -48,14 +54,15 @@ else
   dpkg-deb -x mate-backgrounds_*.deb extracted
   cp extracted/usr/share/backgrounds/mate/nature/*.jpg "$DEST/"
 fi
-shrink() {  # shrink SOURCE NAME: SOURCE scaled to at most 1280 px on the long side, as DEST/wallpaper_NAME.jpg
+shrink() {  # shrink SOURCE NAME [PREFIX]: SOURCE scaled to at most 1280 px on the long side, as
+            # DEST/PREFIX_NAME.jpg (PREFIX: wallpaper)
   "$PY" -c 'import sys
 from PIL import Image
 im = Image.open(sys.argv[1]).convert("RGB")
 im.thumbnail((1280, 1280), Image.LANCZOS)
-im.save(sys.argv[2], quality=95)' "$1" "$DEST/wallpaper_$2.jpg"
+im.save(sys.argv[2], quality=95)' "$1" "$DEST/${3:-wallpaper}_$2.jpg"
 }
-if [ $SET = more ] || [ $SET = wider ]; then
+if [ $SET = more ] || [ $SET = wider ] || [ $SET = textured ]; then
   apt-get download plasma-workspace-wallpapers lomiri-wallpapers-20.04 >/dev/null
   for d in plasma-workspace-wallpapers_*.deb lomiri-wallpapers-20.04_*.deb; do dpkg-deb -x "$d" wallpapers; done
   W=wallpapers/usr/share/wallpapers
@@ -75,12 +82,24 @@ if [ $SET = more ] || [ $SET = wider ]; then
     shrink "${pair#*=}" "${pair%%=*}"
   done
 fi
-if [ $SET = wider ]; then
+if [ $SET = wider ] || [ $SET = textured ]; then
   apt-get download lomiri-wallpapers-16.04 >/dev/null
   dpkg-deb -x lomiri-wallpapers-16.04_*.deb wallpapers16
   for f in wallpapers16/usr/share/backgrounds/*.jpg; do
     name=$(basename "$f" .jpg)
     [ "$name" = umang_by_Abhishek_Mudgal ] || shrink "$f" "$name"
+  done
+fi
+if [ $SET = textured ]; then
+  apt-get download ufoai-textures >/dev/null
+  dpkg-deb -x ufoai-textures_*.deb ufoai
+  unzip -q ufoai/usr/share/games/ufoai/base/0textures.pk3 'textures/tex_nature/*' -d ufoai
+  for name in desert002 desert007 dirt003 jungle002 pjrock1 pjrock16 pjrock21 potatoes railway rock001 rock004 \
+              rock008 rock009 rock012 rock014 rock017 rock018 rockyground01 snow003 stone001 tree001; do
+    shrink ufoai/textures/tex_nature/$name.png "$name" texture
+  done
+  for name in grass004 grass_mowed_dry_a grass_mowed_green_a grass_tall_green_a; do
+    shrink ufoai/textures/tex_nature/$name.jpg "$name" texture
   done
 fi
 echo "$(ls "$DEST" | wc -l) photographs in $DEST"

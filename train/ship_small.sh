@@ -350,3 +350,17 @@ MORE_PHOTOS_ARG="--training-photo-dir $HOME/.cache/cotracker_fast/train_photos_w
 # files (its average in train/artifacts): on a fresh checkout, the gate alone is photo_stage's last line,
 # gate_stage ship_small_x train/artifacts/ship_small_x_step400.safetensors train/artifacts/ship_small_x_avg3.safetensors
 photo_stage ship_small_x train/artifacts/ship_small_v_step400.safetensors train/artifacts
+# Measured: X's average won the pick (mean AJ over the three sets 52.21 against the last step's 51.86; V's last step
+# had 51.42, uncalibrated); calibrated (b = 3) it scored 50.6 on N's clips, 58.2 on P's and 56.9 on the validation
+# photographs, mean 55.22 against V's 54.85 (50.2, 58.0, 56.4), so X's calibrated average is shipped.
+OLD=runs/ship_small_x_calibrated.safetensors
+OLD_SCORES="$RES/select-ship_small_x-calibrated-val192x256.json $RES/select-ship_small_x-calibrated-val384x512.json
+            $RES/select-ship_small_x-calibrated-photoval.json"
+# Stage Y: X's recipe from X's uncalibrated average, with 25 photographic ground textures (rock, moss, grass, dirt,
+# sand, snow, bark; train/fetch_photos.sh --textured) beside X's 51 photographs, so a third of the photograph layers
+# are close-up natural surfaces like those of the validation and held-out photographs: 400 steps, lr 5e-5, data
+# seed 17. Its rule, fixed before it ended, is X's, gated against X: the candidates are Y's last step and the average
+# of X's average and Y's steps 200 and 400.
+[ -n "$(ls ~/.cache/cotracker_fast/train_photos_textured 2>/dev/null)" ] || train/fetch_photos.sh --textured
+MORE_PHOTOS_ARG="--training-photo-dir $HOME/.cache/cotracker_fast/train_photos_textured"
+photo_stage ship_small_y train/artifacts/ship_small_x_avg3.safetensors train/artifacts
