@@ -364,3 +364,13 @@ OLD_SCORES="$RES/select-ship_small_x-calibrated-val192x256.json $RES/select-ship
 [ -n "$(ls ~/.cache/cotracker_fast/train_photos_textured 2>/dev/null)" ] || train/fetch_photos.sh --textured
 MORE_PHOTOS_ARG="--training-photo-dir $HOME/.cache/cotracker_fast/train_photos_textured"
 photo_stage ship_small_y train/artifacts/ship_small_x_avg3.safetensors train/artifacts
+# Measured: Y's last step won the pick (mean AJ over the three sets 52.79 against the average's 52.56, uncalibrated);
+# calibrated (b = 3) it scored 50.5 on N's clips, 59.1 on P's and 57.1 on the validation photographs, mean 55.57
+# against X's 55.22 (50.6, 58.2, 56.9), so Y's calibrated last step is shipped.
+OLD=runs/ship_small_y_calibrated.safetensors
+OLD_SCORES="$RES/select-ship_small_y-calibrated-val192x256.json $RES/select-ship_small_y-calibrated-val384x512.json
+            $RES/select-ship_small_y-calibrated-photoval.json"
+# Stage Z: Y's recipe and training photographs from Y's last step (uncalibrated), more steps with a new data seed:
+# 400 steps, lr 5e-5, data seed 18. Its rule, fixed before it ended, is Y's, gated against Y: the candidates are Z's
+# last step and the average of Y's last step and Z's steps 200 and 400.
+photo_stage ship_small_z train/artifacts/ship_small_y_step400.safetensors train/artifacts
