@@ -346,8 +346,8 @@ photo_stage ship_small_w train/artifacts/ship_small_v_step400.safetensors
 # last step and the average of V's last step and X's steps 200 and 400.
 [ -n "$(ls ~/.cache/cotracker_fast/train_photos_wider 2>/dev/null)" ] || train/fetch_photos.sh --wider
 MORE_PHOTOS_ARG="--training-photo-dir $HOME/.cache/cotracker_fast/train_photos_wider"
-# X trained 400 steps in 26.1 minutes on the Intel Xeon as its session ended; both candidates are committed as fp16
-# files (its average in train/artifacts): on a fresh checkout, the gate alone is photo_stage's last line,
+# X trained 400 steps in 26.1 minutes on the Intel Xeon; both candidates are committed as fp16 files (its average in
+# train/artifacts), so on a fresh checkout the gate alone is photo_stage's last line,
 # gate_stage ship_small_x train/artifacts/ship_small_x_step400.safetensors train/artifacts/ship_small_x_avg3.safetensors
 photo_stage ship_small_x train/artifacts/ship_small_v_step400.safetensors train/artifacts
 # Measured: X's average won the pick (mean AJ over the three sets 52.21 against the last step's 51.86; V's last step
