@@ -31,7 +31,11 @@
 #   V. From U's average, 37 training photographs and 60% of the layers photographs, a new seed (14), 400 steps; its
 #      last step, calibrated, is shipped.
 #   W. From V's last step, 70% of the steps at 384x512 and 70% photo layers, seed 15, 400 steps; not shipped.
-#   X. From V's last step, V's recipe on 51 photographs, seed 16, 400 steps; trained, its gate not yet run.
+#   X. From V's last step, V's recipe on 51 photographs, seed 16, 400 steps; the average of V's last step and X's
+#      steps 200 and 400, calibrated, was shipped.
+#   Y. From X's average, X's recipe with 25 photographic ground textures added, seed 17, 400 steps; its last step,
+#      calibrated, is shipped.
+#   Z. From Y's last step, Y's recipe, seed 18, 400 steps.
 # Each choice (F's file, then G's, J's, L's, N's, O's, S's, T's) is made by average Jaccard on 40 validation clips of
 # the mix (train/select_checkpoint.py; never the demo clip or a held-out set); the winner is exported as fp16. From N
 # on, train/ship_gate.py reads those scores: it ranks a stage's candidates and ships the calibrated winner only if it
