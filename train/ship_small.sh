@@ -34,8 +34,9 @@
 #   X. From V's last step, V's recipe on 51 photographs, seed 16, 400 steps; the average of V's last step and X's
 #      steps 200 and 400, calibrated, was shipped.
 #   Y. From X's average, X's recipe with 25 photographic ground textures added, seed 17, 400 steps; its last step,
+#      calibrated, was shipped.
+#   Z. From Y's last step, Y's recipe, seed 18, 400 steps; the average of Y's last step and Z's steps 200 and 400,
 #      calibrated, is shipped.
-#   Z. From Y's last step, Y's recipe, seed 18, 400 steps.
 # Each choice (F's file, then G's, J's, L's, N's, O's, S's, T's) is made by average Jaccard on 40 validation clips of
 # the mix (train/select_checkpoint.py; never the demo clip or a held-out set); the winner is exported as fp16. From N
 # on, train/ship_gate.py reads those scores: it ranks a stage's candidates and ships the calibrated winner only if it
@@ -378,3 +379,9 @@ OLD_SCORES="$RES/select-ship_small_y-calibrated-val192x256.json $RES/select-ship
 # 400 steps, lr 5e-5, data seed 18. Its rule, fixed before it ended, is Y's, gated against Y: the candidates are Z's
 # last step and the average of Y's last step and Z's steps 200 and 400.
 photo_stage ship_small_z train/artifacts/ship_small_y_step400.safetensors train/artifacts
+# Measured: Z's average won the pick (mean AJ over the three sets 52.64 against the last step's 52.52, uncalibrated);
+# calibrated (b = 3) it scored 50.7 on N's clips, 59.3 on P's and 56.9 on the validation photographs, mean 55.63
+# against Y's 55.57 (50.5, 59.1, 57.1), so Z's calibrated average is shipped.
+OLD=runs/ship_small_z_calibrated.safetensors
+OLD_SCORES="$RES/select-ship_small_z-calibrated-val192x256.json $RES/select-ship_small_z-calibrated-val384x512.json
+            $RES/select-ship_small_z-calibrated-photoval.json"
