@@ -309,9 +309,12 @@ gate_stage ship_small_u train/artifacts/ship_small_u_step400.safetensors train/a
 # Measured: U's average won the pick (mean AJ over the three sets 51.40 against the last step's 51.11, uncalibrated);
 # calibrated (b = 3) it scored 50.1 on N's clips, 57.7 on P's and 55.1 on the validation photographs, mean 54.30
 # against T's 53.93 (50.0, 57.5, 54.3), so U's calibrated average is shipped.
-OLD=runs/ship_small_u_calibrated.safetensors
-OLD_SCORES="$RES/select-ship_small_u-calibrated-val192x256.json $RES/select-ship_small_u-calibrated-val384x512.json
-            $RES/select-ship_small_u-calibrated-photoval.json"
+shipped_is() {  # shipped_is NAME: the next gate compares with NAME's calibrated file and its three saved scores
+    OLD=runs/${1}_calibrated.safetensors
+    OLD_SCORES="$RES/select-$1-calibrated-val192x256.json $RES/select-$1-calibrated-val384x512.json
+                $RES/select-$1-calibrated-photoval.json"
+}
+shipped_is ship_small_u
 # Stage V: U's recipe from U's uncalibrated average, with twelve more training photographs (train/fetch_photos.sh
 # --more: wallpaper photographs of piers, boats, leaves, moss, a forest and lakes beside the OpenCV samples) and 60% of
 # all layers photographs: 400 steps, lr 5e-5, data seed 14. Its rule, fixed before it ended, is U's: the candidates
@@ -332,9 +335,7 @@ photo_stage ship_small_v train/artifacts/ship_small_u_avg3.safetensors
 # Measured: V's last step won the pick (mean AJ 51.42 against the average's 51.17, uncalibrated); calibrated (b = 3)
 # it scored 50.2 on N's clips, 58.0 on P's and 56.4 on the validation photographs, mean 54.85 against U's 54.30, so
 # V's calibrated last step is shipped. (The average is not kept in train/artifacts.)
-OLD=runs/ship_small_v_calibrated.safetensors
-OLD_SCORES="$RES/select-ship_small_v-calibrated-val192x256.json $RES/select-ship_small_v-calibrated-val384x512.json
-            $RES/select-ship_small_v-calibrated-photoval.json"
+shipped_is ship_small_v
 # Stage W: V's recipe from V's last step with 70% of the steps at 384x512 (half before), the predictors' working
 # resolution, at which two of the three validation sets (and the demo and held-out photo clips) are tracked, and 70%
 # of all layers photographs (60% before): 400 steps, lr 5e-5, data seed 15. Its rule, fixed before it ended, is V's:
@@ -358,9 +359,7 @@ photo_stage ship_small_x train/artifacts/ship_small_v_step400.safetensors train/
 # Measured: X's average won the pick (mean AJ over the three sets 52.21 against the last step's 51.86; V's last step
 # had 51.42, uncalibrated); calibrated (b = 3) it scored 50.6 on N's clips, 58.2 on P's and 56.9 on the validation
 # photographs, mean 55.22 against V's 54.85 (50.2, 58.0, 56.4), so X's calibrated average is shipped.
-OLD=runs/ship_small_x_calibrated.safetensors
-OLD_SCORES="$RES/select-ship_small_x-calibrated-val192x256.json $RES/select-ship_small_x-calibrated-val384x512.json
-            $RES/select-ship_small_x-calibrated-photoval.json"
+shipped_is ship_small_x
 # Stage Y: X's recipe from X's uncalibrated average, with 25 photographic ground textures (rock, moss, grass, dirt,
 # sand, snow, bark; train/fetch_photos.sh --textured) beside X's 51 photographs, so a third of the photograph layers
 # are close-up natural surfaces like those of the validation and held-out photographs: 400 steps, lr 5e-5, data
@@ -372,9 +371,7 @@ photo_stage ship_small_y train/artifacts/ship_small_x_avg3.safetensors train/art
 # Measured: Y's last step won the pick (mean AJ over the three sets 52.79 against the average's 52.56, uncalibrated);
 # calibrated (b = 3) it scored 50.5 on N's clips, 59.1 on P's and 57.1 on the validation photographs, mean 55.57
 # against X's 55.22 (50.6, 58.2, 56.9), so Y's calibrated last step is shipped.
-OLD=runs/ship_small_y_calibrated.safetensors
-OLD_SCORES="$RES/select-ship_small_y-calibrated-val192x256.json $RES/select-ship_small_y-calibrated-val384x512.json
-            $RES/select-ship_small_y-calibrated-photoval.json"
+shipped_is ship_small_y
 # Stage Z: Y's recipe and training photographs from Y's last step (uncalibrated), more steps with a new data seed:
 # 400 steps, lr 5e-5, data seed 18. Its rule, fixed before it ended, is Y's, gated against Y: the candidates are Z's
 # last step and the average of Y's last step and Z's steps 200 and 400.
@@ -382,6 +379,4 @@ photo_stage ship_small_z train/artifacts/ship_small_y_step400.safetensors train/
 # Measured: Z's average won the pick (mean AJ over the three sets 52.64 against the last step's 52.52, uncalibrated);
 # calibrated (b = 3) it scored 50.7 on N's clips, 59.3 on P's and 56.9 on the validation photographs, mean 55.63
 # against Y's 55.57 (50.5, 59.1, 57.1), so Z's calibrated average is shipped.
-OLD=runs/ship_small_z_calibrated.safetensors
-OLD_SCORES="$RES/select-ship_small_z-calibrated-val192x256.json $RES/select-ship_small_z-calibrated-val384x512.json
-            $RES/select-ship_small_z-calibrated-photoval.json"
+shipped_is ship_small_z
