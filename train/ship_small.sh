@@ -358,7 +358,7 @@ MORE_PHOTOS_ARG="--training-photo-dir $HOME/.cache/cotracker_fast/train_photos_w
 photo_stage ship_small_x train/artifacts/ship_small_v_step400.safetensors train/artifacts
 # Measured: X's average won the pick (mean AJ over the three sets 52.21 against the last step's 51.86; V's last step
 # had 51.42, uncalibrated); calibrated (b = 3) it scored 50.6 on N's clips, 58.2 on P's and 56.9 on the validation
-# photographs, mean 55.22 against V's 54.85 (50.2, 58.0, 56.4), so X's calibrated average is shipped.
+# photographs, mean 55.22 against V's 54.85 (50.2, 58.0, 56.4), so X's calibrated average was shipped (until Y).
 shipped_is ship_small_x
 # Stage Y: X's recipe from X's uncalibrated average, with 25 photographic ground textures (rock, moss, grass, dirt,
 # sand, snow, bark; train/fetch_photos.sh --textured) beside X's 51 photographs, so a third of the photograph layers
@@ -370,7 +370,7 @@ MORE_PHOTOS_ARG="--training-photo-dir $HOME/.cache/cotracker_fast/train_photos_t
 photo_stage ship_small_y train/artifacts/ship_small_x_avg3.safetensors train/artifacts
 # Measured: Y's last step won the pick (mean AJ over the three sets 52.79 against the average's 52.56, uncalibrated);
 # calibrated (b = 3) it scored 50.5 on N's clips, 59.1 on P's and 57.1 on the validation photographs, mean 55.57
-# against X's 55.22 (50.6, 58.2, 56.9), so Y's calibrated last step is shipped.
+# against X's 55.22 (50.6, 58.2, 56.9), so Y's calibrated last step was shipped (until Z).
 shipped_is ship_small_y
 # Stage Z: Y's recipe and training photographs from Y's last step (uncalibrated), more steps with a new data seed:
 # 400 steps, lr 5e-5, data seed 18. Its rule, fixed before it ended, is Y's, gated against Y: the candidates are Z's
