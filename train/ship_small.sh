@@ -380,3 +380,9 @@ photo_stage ship_small_z train/artifacts/ship_small_y_step400.safetensors train/
 # calibrated (b = 3) it scored 50.7 on N's clips, 59.3 on P's and 56.9 on the validation photographs, mean 55.63
 # against Y's 55.57 (50.5, 59.1, 57.1), so Z's calibrated average is shipped.
 shipped_is ship_small_z
+# Stage AA: Z's recipe from Z's uncalibrated average with 6 refinement iterations per training window instead of 4,
+# the count the predictors and every validation and held-out score use: a model trained on 4 is never told where to
+# stop, and the shipped weights' tracks drift further with every iteration past 4 (benchmarks/refinement_iterations.py).
+# 400 steps, lr 5e-5, data seed 19. Its rule, fixed before it ended, is Z's, gated against Z: the candidates are AA's
+# last step and the average of Z's average and AA's steps 200 and 400.
+photo_stage ship_small_aa train/artifacts/ship_small_z_avg3.safetensors train/artifacts
