@@ -197,3 +197,23 @@ def test_bf16_tracks_stay_within_the_stated_bound(bf16_deviation):
     d, agree = bf16_deviation
     assert d.mean() <= 0.1 and torch.quantile(d, 0.99) <= 1.0 and agree >= 0.99, (
         float(d.mean()), float(torch.quantile(d, 0.99)), float(agree))
+
+
+def test_refinement_iterations_script(tmp_path):
+    """``benchmarks/refinement_iterations.py`` scores one row per iteration count, and rejects bad arguments."""
+    import json
+
+    from benchmarks import refinement_iterations as ri
+
+    out = tmp_path / "r.json"
+    assert ri.main(["--set", "validation", "--config", "train/configs/tiny_cpu.json", "--num-videos", "1",
+                    "--iters", "1", "3", "--out", str(out)]) == 0
+    rec = json.loads(out.read_text())
+    assert rec["set"] == "validation" and rec["weights"] == "shipped" and rec["num_videos"] == 1
+    assert [r["iters"] for r in rec["rows"]] == [1, 3]
+    for r in rec["rows"]:
+        assert all(0.0 <= r[k] <= 1.0 for k in ri.KEYS), r
+    for bad, match in ((["--iters", "0"], "--iters"), (["--num-videos", "0"], "--num-videos"),
+                       (["--weights", str(tmp_path / "missing.safetensors")], "no such file")):
+        with pytest.raises(SystemExit, match=match):
+            ri.main(bad)
