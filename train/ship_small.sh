@@ -386,3 +386,12 @@ shipped_is ship_small_z
 # 400 steps, lr 5e-5, data seed 19. Its rule, fixed before it ended, is Z's, gated against Z: the candidates are AA's
 # last step and the average of Z's average and AA's steps 200 and 400.
 photo_stage ship_small_aa train/artifacts/ship_small_z_avg3.safetensors train/artifacts
+# Measured: AA's last step won the pick (mean AJ over the three sets 53.01 against the average's 52.73; Z's average
+# had 52.64, uncalibrated); calibrated (b = 3) it scored 51.8 on N's clips, 60.2 on P's and 58.0 on the validation
+# photographs, mean 56.68 against Z's 55.63 (50.7, 59.3, 56.9), so AA's calibrated last step is shipped.
+shipped_is ship_small_aa
+# Stage AB: AA's recipe (6 iterations per window) from AA's last step (uncalibrated) on X's 51 whole-scene training
+# photographs without Y's ground textures (train/fetch_photos.sh --wider): 400 steps, lr 5e-5, data seed 20. Its rule,
+# fixed before it ended, is AA's, gated against AA: the candidates are AB's last step and the average of AA's last
+# step and AB's steps 200 and 400. MORE_PHOTOS_ARG stays the textured set, which AB's weights saw in Y, Z and AA.
+photo_stage ship_small_ab train/artifacts/ship_small_aa_step400.safetensors train/artifacts
