@@ -1,5 +1,6 @@
 """Training: the official losses on hand-computed cases, the loop (overfitting, resume, DDP equivalence), config."""
 import json
+import math
 import os
 import subprocess
 import sys
@@ -462,10 +463,13 @@ def test_weight_averaging_is_the_uniform_mean_and_refuses_mismatches(tmp_path):
 
 
 def _score_file(path, config, candidates=None, calibrated=None, num_videos=4, seed=7):
-    """A selection file (``candidates``: name -> AJ) or a calibration file (``calibrated``: (output, bias, sweep))."""
+    """A selection file (``candidates``: name -> AJ, or name -> per-clip AJs whose mean is the AJ) or a calibration
+    file (``calibrated``: (output, bias, sweep))."""
     d = {"config": config, "num_videos": num_videos, "validation_seed": seed}
     if candidates is not None:
-        d["candidates"] = [{"candidate": c, "average_jaccard": aj} for c, aj in candidates.items()]
+        d["candidates"] = [{"candidate": c, "average_jaccard": aj} if isinstance(aj, float) else
+                           {"candidate": c, "average_jaccard": sum(aj) / len(aj), "per_clip_average_jaccard": aj}
+                           for c, aj in candidates.items()]
     else:
         out, bias, sweep = calibrated
         d.update(output=out, bias=bias, sweep=[{"bias": b, "average_jaccard": aj} for b, aj in sweep])
@@ -542,6 +546,35 @@ def test_ship_gate_ships_only_a_strict_win_on_the_same_sets(tmp_path):
     assert shipped.read_bytes() == b"old weights"
 
 
+def test_ship_gate_margin_in_standard_errors_of_the_paired_lead(tmp_path):
+    """``--min-lead-se K`` ships only a lead larger than K standard errors of the paired per-clip lead, computed as
+    sqrt(sum_s var_s / n_s) / S, and refuses scores without per-clip lists."""
+    gate = _script_module("ship_gate")
+    old_a, old_b = [0.40, 0.50, 0.60, 0.50], [0.30, 0.30, 0.30, 0.30]
+    # set a: differences 0.02, 0.04, 0.00, 0.02 (mean 0.02, sample variance 8/3e-4); set b: all 0.01 (variance 0)
+    new_a, new_b = [0.42, 0.54, 0.60, 0.52], [0.31, 0.31, 0.31, 0.31]
+    n = [_score_file(tmp_path / "na.json", "a.json", candidates={"new": new_a}),
+         _score_file(tmp_path / "nb.json", "b.json", candidates={"new": new_b})]
+    o = [_score_file(tmp_path / "oa.json", "a.json", candidates={"old": old_a}),
+         _score_file(tmp_path / "ob.json", "b.json", candidates={"old": old_b})]
+    se = math.sqrt(8 / 3 * 1e-4 / 4) / 2
+    assert gate.lead_standard_error([(new_a, old_a), (new_b, old_b)]) == pytest.approx(se)
+    lead = 0.015  # the mean over the two sets of the mean differences 0.02 and 0.01
+    passes = gate.gate("new", n, "old", o, min_lead_se=lead / se - 0.01)
+    assert passes["ship"] and passes["lead_standard_error"] == pytest.approx(se)
+    assert passes["new_mean"] - passes["old_mean"] == pytest.approx(lead)
+    assert not gate.gate("new", n, "old", o, min_lead_se=lead / se + 0.01)["ship"]
+    assert gate.gate("new", n, "old", o)["ship"] and "lead_standard_error" not in gate.gate("new", n, "old", o)
+    plain = _score_file(tmp_path / "pa.json", "a.json", candidates={"old": 0.5})
+    with pytest.raises(ValueError, match="no per-clip scores"):
+        gate.gate("new", n, "old", [plain, o[1]], min_lead_se=2)
+    short = _score_file(tmp_path / "sa.json", "a.json", candidates={"old": [0.4, 0.5, 0.6]})
+    with pytest.raises(ValueError, match="expected num_videos"):
+        gate.gate("new", n, "old", [short, o[1]], min_lead_se=2)
+    with pytest.raises(ValueError, match="min_lead_se"):
+        gate.gate("new", n, "old", o, min_lead_se=-1)
+
+
 def _photo(path, seed):
     """A smooth random colour image (a stand-in photograph) saved at ``path``."""
     from PIL import Image
@@ -588,6 +621,12 @@ def test_photo_validation_scores_candidates_on_other_photographs(tmp_path):
     for scores in (res["candidates"][0], res["static"], res["lucas_kanade"]):
         assert all(0.0 <= scores[k] <= 1.0 for k in sel.KEYS)
     assert res["best"] == cand
+    # every clip's AJ is saved in clip order (what ship_gate's --min-lead-se pairs), here and on the config's clips
+    out2 = tmp_path / "config_scores.json"
+    assert sel.main([cand, "--config", str(tmp_path / "cfg.json"), "--num-videos", "2", "--out", str(out2)]) == 0
+    for row in (res["candidates"][0], json.loads(out2.read_text())["candidates"][0]):
+        per_clip = row["per_clip_average_jaccard"]
+        assert len(per_clip) == 2 and sum(per_clip) / 2 == pytest.approx(row["average_jaccard"])
 
     shutil.copy(train_dir / "t.png", val_dir / "c.png")
     with pytest.raises(ValueError, match="is the training photo 't.png'"):

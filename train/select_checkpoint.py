@@ -4,11 +4,12 @@
         runs/ship_small_a_camera.safetensors cotracker_fast/assets/cotracker_fast_small.safetensors \\
         runs/ship_small_c_mix/best.pt --out benchmarks/results/select-ship_small.json
 
-The validation clips are those of :func:`cotracker_fast.training.trainer.validate` (the config's own synthetic mix,
+The validation clips are those of :func:`cotracker_fast.training.trainer.validation_clip_scores` (the config's own synthetic mix,
 no augmentation, a seed that neither training nor the held-out sets use), so the choice never looks at the demo
 clip or at a held-out set. Candidates are ``.safetensors`` / ``.pth`` state dicts or training checkpoints
 (``.pt`` holding ``"model"``) of the config's model variant. Prints one line per candidate and the winner (highest
-average Jaccard); ``--out`` saves all scores.
+average Jaccard); ``--out`` saves all scores, with every clip's average Jaccard in clip order
+(``per_clip_average_jaccard``) so that ``train/ship_gate.py gate --min-lead-se`` can pair two candidates' clips.
 
 ``--photo-dir DIR`` scores on clips of real photographs instead: the held-out photo clips' look
 (:func:`cotracker_fast.evaluation.datasets.read_photo_clips`, 24 frames of 256x320 by default, tracked at the model's
@@ -31,7 +32,8 @@ from benchmarks._common import write_results  # noqa: E402
 from cotracker_fast.models.checkpoint import read_state_dict
 from cotracker_fast.models.cotracker import CoTracker
 from cotracker_fast.training.data import check_validation_photos, photo_files
-from cotracker_fast.training.trainer import VALIDATION_SEED, TrainConfig, load_checkpoint_state, validate
+from cotracker_fast.training.trainer import (VALIDATION_SEED, TrainConfig, load_checkpoint_state,
+                                             validation_clip_scores)
 
 KEYS = ("average_jaccard", "average_pts_within_thresh", "occlusion_accuracy")
 
@@ -67,16 +69,30 @@ def _static_scores(cfg: TrainConfig, num_videos: int) -> dict:
     return static
 
 
+def _row(path: str, per_clip: list, time_s: float) -> dict:
+    """A candidate's saved scores: the averages of ``KEYS`` over the clips, each clip's average Jaccard (in clip
+    order, so two candidates' clip scores pair up), and the time taken."""
+    from cotracker_fast.evaluation.metrics import average_metrics
+
+    avg = average_metrics(per_clip)
+    return {"candidate": path, **{k: float(avg[k]) for k in KEYS},
+            "per_clip_average_jaccard": [float(c["average_jaccard"]) for c in per_clip], "time_s": time_s}
+
+
+def _print_row(row: dict) -> None:
+    print(json.dumps({k: v for k, v in row.items() if k != "per_clip_average_jaccard"}), flush=True)
+
+
 def _config_scores(cfg: TrainConfig, args) -> list:
-    """Candidates' scores on the config's own validation clips (:func:`validate`)."""
+    """Candidates' scores on the config's own validation clips (:func:`validation_clip_scores`)."""
     rows = []
     for path in args.candidates:
         model = CoTracker(cfg.model_config())
         model.load_state_dict(load_weights(path))  # strict: a candidate of another variant fails here
         t0 = time.time()
-        scores = validate(model.eval(), cfg, torch.device("cpu"), args.num_videos)
-        rows.append({"candidate": path, **{k: scores[f"val/{k}"] for k in KEYS}, "time_s": time.time() - t0})
-        print(json.dumps(rows[-1]), flush=True)
+        per = validation_clip_scores(model.eval(), cfg, torch.device("cpu"), args.num_videos)
+        rows.append(_row(path, per, time.time() - t0))
+        _print_row(rows[-1])
     return rows
 
 
@@ -112,9 +128,8 @@ def _photo_scores(cfg: TrainConfig, args) -> tuple:
         with torch.no_grad():
             per = [evaluate_sample(model, s, "synthetic", single_point=False, iters=6, resolution=res, device="cpu")
                    for s in tqdm(samples, desc=os.path.basename(path), unit="clip")]
-        avg = average_metrics(per)
-        rows.append({"candidate": path, **{k: float(avg[k]) for k in KEYS}, "time_s": time.time() - t0})
-        print(json.dumps(rows[-1]), flush=True)
+        rows.append(_row(path, per, time.time() - t0))
+        _print_row(rows[-1])
     static, lk = [], []
     for s in samples:
         static_tracks, static_visible = _static_prediction(s)

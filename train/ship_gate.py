@@ -20,10 +20,18 @@ A score is a selection file (its ``candidates``) or a calibration file (``train/
 sweep's entry at the chosen bias, which scores the calibrated ``output`` file). A score names the file it reads;
 ``FILE=CANDIDATE`` reads another candidate's entry (the same weights saved under another name). The i-th new and
 the i-th old score must come from the same validation set (config, clip count, seed): the gate refuses otherwise.
+``--min-lead-se K`` asks more than a higher mean: the new mean must lead by more than K standard errors of the lead,
+the noise of the validation clips themselves. On each set the clips pair up (both files list every clip's average
+Jaccard in the same clip order, ``per_clip_average_jaccard``); the lead's standard error is that of the mean over
+sets of the per-set mean paired difference, ``sqrt(sum_s var_s / n_s) / S`` (``var_s`` the sample variance of set
+``s``'s ``n_s`` paired differences). It covers which clips were drawn, not a run's own randomness (its data seed),
+so it is a floor on the noise, not all of it. Every score must then be a selection file with per-clip scores.
+
 Nothing here runs a model; the scores are those measured by the two scripts above.
 """
 import argparse
 import json
+import math
 import os
 import shutil
 import sys
@@ -72,16 +80,37 @@ def candidate_scores(d: dict, path: str) -> Dict[str, float]:
     raise ValueError(f"{path}: neither a selection file (candidates) nor a calibration file (sweep, bias, output)")
 
 
-def score_of(spec: str, default: str) -> Tuple[str, str, float, Tuple]:
-    """``(file, candidate, AJ, validation set)`` for a score spec ``FILE`` or ``FILE=CANDIDATE`` (``default`` for
-    the former)."""
+def per_clip_scores(d: dict, path: str, candidate: str) -> Optional[List[float]]:
+    """``candidate``'s per-clip average Jaccards in a loaded selection file, None where the file has none (a
+    calibration file, or a selection file written before they were saved)."""
+    for c in d.get("candidates", ()):
+        if c["candidate"] == candidate:
+            return [float(v) for v in c["per_clip_average_jaccard"]] if "per_clip_average_jaccard" in c else None
+    return None
+
+
+def score_of(spec: str, default: str) -> Tuple[str, str, float, Tuple, Optional[List[float]]]:
+    """``(file, candidate, AJ, validation set, per-clip AJs or None)`` for a score spec ``FILE`` or
+    ``FILE=CANDIDATE`` (``default`` for the former)."""
     path, _, cand = spec.partition("=")
     cand = cand or default
     d = _read(path)
     table = candidate_scores(d, path)
     if cand not in table:
         raise ValueError(f"{path} has no score for {cand!r}; it scores {sorted(table)}")
-    return path, cand, table[cand], validation_set(d, path)
+    return path, cand, table[cand], validation_set(d, path), per_clip_scores(d, path, cand)
+
+
+def lead_standard_error(pairs: Sequence[Tuple[Sequence[float], Sequence[float]]]) -> float:
+    """Standard error of the mean over sets of the per-set mean paired difference ``new - old``, from each set's
+    ``(new per-clip scores, old per-clip scores)`` (at least two clips a set)."""
+    total = 0.0
+    for new, old in pairs:
+        n = len(new)
+        diffs = [a - b for a, b in zip(new, old)]
+        mean = sum(diffs) / n
+        total += sum((x - mean) ** 2 for x in diffs) / (n - 1) / n
+    return math.sqrt(total) / len(pairs)
 
 
 def pick(paths: Sequence[str], candidates: Optional[Sequence[str]] = None) -> Tuple[str, Dict[str, float]]:
@@ -104,29 +133,47 @@ def pick(paths: Sequence[str], candidates: Optional[Sequence[str]] = None) -> Tu
     return max(names, key=lambda c: means[c]), means
 
 
-def gate(new: str, new_scores: Sequence[str], old: str, old_scores: Sequence[str]) -> dict:
+def gate(new: str, new_scores: Sequence[str], old: str, old_scores: Sequence[str], min_lead_se: float = 0.0) -> dict:
     """Compare ``new`` with ``old`` over paired validation sets; the record of the decision.
 
     ``new_scores[i]`` and ``old_scores[i]`` must score the same validation set. ``ship`` is true only if the new
-    mean AJ is strictly higher.
+    mean AJ is strictly higher, and with ``min_lead_se > 0`` only if it leads by more than ``min_lead_se`` standard
+    errors of the lead (:func:`lead_standard_error`; every score must then carry per-clip scores).
     """
     if not new_scores or len(new_scores) != len(old_scores):
         raise ValueError(f"new_scores and old_scores: give the same number of files (>= 1), got "
                          f"{len(new_scores)} and {len(old_scores)}")
-    sets = []
+    if not min_lead_se >= 0:
+        raise ValueError(f"min_lead_se must be >= 0, got {min_lead_se}")
+    sets, pairs = [], []
     for n_spec, o_spec in zip(new_scores, old_scores):
-        n_file, n_cand, n_aj, n_set = score_of(n_spec, new)
-        o_file, o_cand, o_aj, o_set = score_of(o_spec, old)
+        n_file, n_cand, n_aj, n_set, n_clips = score_of(n_spec, new)
+        o_file, o_cand, o_aj, o_set, o_clips = score_of(o_spec, old)
         if n_set != o_set:
             raise ValueError(f"{n_file} and {o_file} score different validation sets "
                              f"({dict(zip(ALL_SET_KEYS, n_set))} against {dict(zip(ALL_SET_KEYS, o_set))})")
+        if min_lead_se > 0:
+            for f, c, clips in ((n_file, n_cand, n_clips), (o_file, o_cand, o_clips)):
+                if clips is None:
+                    raise ValueError(f"{f}: no per-clip scores for {c!r} (min_lead_se needs selection files "
+                                     "written by train/select_checkpoint.py with per_clip_average_jaccard)")
+                if len(clips) != n_set[1] or len(clips) < 2:
+                    raise ValueError(f"{f}: {len(clips)} per-clip scores for {c!r}, expected num_videos = "
+                                     f"{n_set[1]} (>= 2)")
+            pairs.append((n_clips, o_clips))
         sets.append({**dict(zip(ALL_SET_KEYS, n_set)),
                      "new": {"file": n_file, "candidate": n_cand, "average_jaccard": n_aj},
                      "old": {"file": o_file, "candidate": o_cand, "average_jaccard": o_aj}})
     new_mean = sum(s["new"]["average_jaccard"] for s in sets) / len(sets)
     old_mean = sum(s["old"]["average_jaccard"] for s in sets) / len(sets)
-    return {"new": new, "old": old, "sets": sets, "new_mean": new_mean, "old_mean": old_mean,
-            "ship": new_mean > old_mean}
+    record = {"new": new, "old": old, "sets": sets, "new_mean": new_mean, "old_mean": old_mean}
+    if min_lead_se > 0:
+        se = lead_standard_error(pairs)
+        record.update(lead_standard_error=se, min_lead_se=min_lead_se,
+                      ship=new_mean - old_mean > min_lead_se * se)
+    else:
+        record["ship"] = new_mean > old_mean
+    return record
 
 
 def copy_atomic(src: str, dest: str) -> None:
@@ -146,6 +193,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     pg.add_argument("--new-scores", nargs="+", required=True, help="its score files (FILE or FILE=CANDIDATE)")
     pg.add_argument("--old", required=True, help="the shipped weights, under the name their scores use")
     pg.add_argument("--old-scores", nargs="+", required=True, help="its score files, on the same sets in order")
+    pg.add_argument("--min-lead-se", type=float, default=0.0, metavar="K",
+                    help="ship only if the new mean leads by more than K standard errors of the paired per-clip "
+                         "lead (default 0: any strictly higher mean; see above)")
     pg.add_argument("--ship-to", help="copy --new here when it wins (default: decide and report only)")
     pg.add_argument("--out", help="save the decision as JSON")
     args = p.parse_args(argv)
@@ -156,7 +206,7 @@ def main(argv: Optional[List[str]] = None) -> int:
                 print(f"{100 * m:6.2f}  {c}", file=sys.stderr)
             print(best)
             return 0
-        record = gate(args.new, args.new_scores, args.old, args.old_scores)
+        record = gate(args.new, args.new_scores, args.old, args.old_scores, args.min_lead_se)
     except (OSError, ValueError, KeyError) as e:
         print(f"ship_gate: {e}", file=sys.stderr)
         return 2
@@ -165,7 +215,10 @@ def main(argv: Optional[List[str]] = None) -> int:
         print(f"{source} ({s['num_videos']} clips): new {100 * s['new']['average_jaccard']:.1f}, "
               f"old {100 * s['old']['average_jaccard']:.1f}")
     verdict = "ships" if record["ship"] else "does not ship"
-    print(f"mean AJ: new {100 * record['new_mean']:.2f}, old {100 * record['old_mean']:.2f}: {args.new} {verdict}")
+    margin = (f" (lead needed: more than {args.min_lead_se:g} x {100 * record['lead_standard_error']:.2f})"
+              if args.min_lead_se > 0 else "")
+    print(f"mean AJ: new {100 * record['new_mean']:.2f}, old {100 * record['old_mean']:.2f}{margin}: {args.new} "
+          f"{verdict}")
     if record["ship"] and args.ship_to:
         copy_atomic(args.new, args.ship_to)
         record["shipped_to"] = args.ship_to

@@ -372,13 +372,14 @@ def validation_config(cfg: TrainConfig):
 
 
 @torch.no_grad()
-def validate(model: CoTracker, cfg: TrainConfig, device: torch.device, num_videos: int) -> Dict[str, float]:
-    """TAP-Vid metrics (multi-point protocol, "query first", 6 iterations) on ``num_videos`` validation clips
-    (:func:`validation_config`, seed :data:`VALIDATION_SEED`), at the training resolution. Keys ``"val/<metric>"``.
+def validation_clip_scores(model: CoTracker, cfg: TrainConfig, device: torch.device,
+                           num_videos: int) -> List[Dict[str, float]]:
+    """TAP-Vid metrics of each of ``num_videos`` validation clips (:func:`validation_config`, seed
+    :data:`VALIDATION_SEED`), one dict per clip in clip order: multi-point protocol, "query first", 6 iterations, at
+    the training resolution.
 
     This is the set a run's checkpoints are chosen by; the held-out sets and the demo clip never are."""
     from ..evaluation.datasets import read_synthetic
-    from ..evaluation.metrics import average_metrics
     from ..evaluation.run import evaluate_sample
 
     was_training = model.training
@@ -390,6 +391,14 @@ def validate(model: CoTracker, cfg: TrainConfig, device: torch.device, num_video
         for s in clips
     ]
     model.train(was_training)
+    return scores
+
+
+def validate(model: CoTracker, cfg: TrainConfig, device: torch.device, num_videos: int) -> Dict[str, float]:
+    """The average over clips of :func:`validation_clip_scores`, keys ``"val/<metric>"``."""
+    from ..evaluation.metrics import average_metrics
+
+    scores = validation_clip_scores(model, cfg, device, num_videos)
     return {f"val/{k}": float(v) for k, v in average_metrics(scores).items()}
 
 
