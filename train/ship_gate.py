@@ -20,6 +20,7 @@ A score is a selection file (its ``candidates``) or a calibration file (``train/
 sweep's entry at the chosen bias, which scores the calibrated ``output`` file). A score names the file it reads;
 ``FILE=CANDIDATE`` reads another candidate's entry (the same weights saved under another name). The i-th new and
 the i-th old score must come from the same validation set (config, clip count, seed): the gate refuses otherwise.
+
 ``--min-lead-se K`` asks more than a higher mean: the new mean must lead by more than K standard errors of the lead,
 the noise of the validation clips themselves. On each set the clips pair up (both files list every clip's average
 Jaccard in the same clip order, ``per_clip_average_jaccard``); the lead's standard error is that of the mean over
@@ -80,7 +81,7 @@ def candidate_scores(d: dict, path: str) -> Dict[str, float]:
     raise ValueError(f"{path}: neither a selection file (candidates) nor a calibration file (sweep, bias, output)")
 
 
-def per_clip_scores(d: dict, path: str, candidate: str) -> Optional[List[float]]:
+def per_clip_scores(d: dict, candidate: str) -> Optional[List[float]]:
     """``candidate``'s per-clip average Jaccards in a loaded selection file, None where the file has none (a
     calibration file, or a selection file written before they were saved)."""
     for c in d.get("candidates", ()):
@@ -98,7 +99,7 @@ def score_of(spec: str, default: str) -> Tuple[str, str, float, Tuple, Optional[
     table = candidate_scores(d, path)
     if cand not in table:
         raise ValueError(f"{path} has no score for {cand!r}; it scores {sorted(table)}")
-    return path, cand, table[cand], validation_set(d, path), per_clip_scores(d, path, cand)
+    return path, cand, table[cand], validation_set(d, path), per_clip_scores(d, cand)
 
 
 def lead_standard_error(pairs: Sequence[Tuple[Sequence[float], Sequence[float]]]) -> float:
