@@ -228,7 +228,8 @@ gate_stage() {
     fi
     # shellcheck disable=SC2086  # OLD_SCORES is several file arguments
     $PY train/ship_gate.py gate --new $cal --new-scores "${new[@]}" --old "$OLD" --old-scores $OLD_SCORES \
-        --ship-to cotracker_fast/assets/cotracker_fast_small.safetensors --out $RES/gate-$name.json
+        --min-lead-se "${MIN_LEAD_SE:-0}" --ship-to cotracker_fast/assets/cotracker_fast_small.safetensors \
+        --out $RES/gate-$name.json
 }
 # The shipped O, under the names its scores use (P's selection scored the shipped file itself on P's clips).
 OLD=runs/ship_small_o_calibrated.safetensors
@@ -395,3 +396,14 @@ shipped_is ship_small_aa
 # fixed before it ended, is AA's, gated against AA: the candidates are AB's last step and the average of AA's last
 # step and AB's steps 200 and 400. MORE_PHOTOS_ARG stays the textured set, which AB's weights saw in Y, Z and AA.
 photo_stage ship_small_ab train/artifacts/ship_small_aa_step400.safetensors train/artifacts
+# Measured: AB's last step won the pick (mean AJ over the three sets 53.24 against the average's 52.88; AA's last step
+# had 53.01, uncalibrated); calibrated (b = 3) it scored 52.4 on N's clips, 60.7 on P's and 58.8 on the validation
+# photographs, mean 57.29 against AA's 56.68 (51.8, 60.2, 58.0), so AB's calibrated last step is shipped.
+shipped_is ship_small_ab
+# Stage AC: AB's recipe and photographs from AB's last step (uncalibrated) with 8 refinement iterations per training
+# window, more than the predictors' 6, since AA's and AB's tracks still score best after 4 iterations and drift after
+# (benchmarks/refinement_iterations.py): 400 steps, lr 5e-5, data seed 21. Its rule, fixed before it ended, is AB's
+# with a margin: the candidates are AC's last step and the average of AB's last step and AC's steps 200 and 400, and
+# the gate against AB ships only a lead of more than 2 standard errors of the paired per-clip lead on the three sets
+# (ship_gate.py --min-lead-se 2; AB's calibrated selection files carry the per-clip scores).
+MIN_LEAD_SE=2 photo_stage ship_small_ac train/artifacts/ship_small_ab_step400.safetensors train/artifacts
