@@ -4,9 +4,9 @@
         runs/ship_small_a_camera.safetensors cotracker_fast/assets/cotracker_fast_small.safetensors \\
         runs/ship_small_c_mix/best.pt --out benchmarks/results/select-ship_small.json
 
-The validation clips are those of :func:`cotracker_fast.training.trainer.validation_clip_scores` (the config's own synthetic mix,
-no augmentation, a seed that neither training nor the held-out sets use), so the choice never looks at the demo
-clip or at a held-out set. Candidates are ``.safetensors`` / ``.pth`` state dicts or training checkpoints
+The validation clips are those of :func:`cotracker_fast.training.trainer.validation_clip_scores` (the config's own
+synthetic mix, no augmentation, a seed that neither training nor the held-out sets use), so the choice never looks at
+the demo clip or at a held-out set. Candidates are ``.safetensors`` / ``.pth`` state dicts or training checkpoints
 (``.pt`` holding ``"model"``) of the config's model variant. Prints one line per candidate and the winner (highest
 average Jaccard); ``--out`` saves all scores, with every clip's average Jaccard in clip order
 (``per_clip_average_jaccard``) so that ``train/ship_gate.py gate --min-lead-se`` can pair two candidates' clips.
