@@ -383,7 +383,7 @@ photo_stage ship_small_z train/artifacts/ship_small_y_step400.safetensors train/
 shipped_is ship_small_z
 # Stage AA: Z's recipe from Z's uncalibrated average with 6 refinement iterations per training window instead of 4,
 # the count the predictors and every validation and held-out score use: a model trained on 4 is never told where to
-# stop, and the shipped weights' tracks drift further with every iteration past 4 (benchmarks/refinement_iterations.py).
+# stop, and Z's tracks drift further with every iteration past 4 (benchmarks/refinement_iterations.py).
 # 400 steps, lr 5e-5, data seed 19. Its rule, fixed before it ended, is Z's, gated against Z: the candidates are AA's
 # last step and the average of Z's average and AA's steps 200 and 400.
 photo_stage ship_small_aa train/artifacts/ship_small_z_avg3.safetensors train/artifacts
@@ -401,8 +401,8 @@ photo_stage ship_small_ab train/artifacts/ship_small_aa_step400.safetensors trai
 # photographs, mean 57.29 against AA's 56.68 (51.8, 60.2, 58.0), so AB's calibrated last step is shipped.
 shipped_is ship_small_ab
 # Stage AC: AB's recipe and photographs from AB's last step (uncalibrated) with 8 refinement iterations per training
-# window, more than the predictors' 6, since AA's and AB's tracks still score best after 4 iterations and drift after
-# (benchmarks/refinement_iterations.py): 400 steps, lr 5e-5, data seed 21. Its rule, fixed before it ended, is AB's
+# window, more than the predictors' 6, since AA's tracks (trained with 6) still score best after 4 iterations and drift
+# after (benchmarks/refinement_iterations.py): 400 steps, lr 5e-5, data seed 21. Its rule, fixed before it ended, is AB's
 # with a margin: the candidates are AC's last step and the average of AB's last step and AC's steps 200 and 400, and
 # the gate against AB ships only a lead of more than 2 standard errors of the paired per-clip lead on the three sets
 # (ship_gate.py --min-lead-se 2; AB's calibrated selection files carry the per-clip scores).
