@@ -403,7 +403,7 @@ shipped_is ship_small_ab
 # Stage AC: AB's recipe and photographs from AB's last step (uncalibrated) with 8 refinement iterations per training
 # window, more than the predictors' 6, since AA's tracks (trained with 6) still score best after 4 iterations and drift
 # after (benchmarks/refinement_iterations.py): 400 steps, lr 5e-5, data seed 21. Its rule, fixed before it ended, is
-# AB's with a margin: the candidates are AC's last step and the average of AB's last step and AC's steps 200 and 400, and
-# the gate against AB ships only a lead of more than 2 standard errors of the paired per-clip lead on the three sets
-# (ship_gate.py --min-lead-se 2; AB's calibrated selection files carry the per-clip scores).
+# AB's with a margin: the candidates are AC's last step and the average of AB's last step and AC's steps 200 and 400,
+# and the gate against AB ships only a lead of more than 2 standard errors of the paired per-clip lead on the three
+# sets (ship_gate.py --min-lead-se 2; AB's calibrated selection files carry the per-clip scores).
 MIN_LEAD_SE=2 photo_stage ship_small_ac train/artifacts/ship_small_ab_step400.safetensors train/artifacts
