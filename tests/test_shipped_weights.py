@@ -213,6 +213,11 @@ def test_refinement_iterations_script(tmp_path):
     assert [r["iters"] for r in rec["rows"]] == [1, 3]
     for r in rec["rows"]:
         assert all(0.0 <= r[k] <= 1.0 for k in ri.KEYS), r
+    demo = tmp_path / "d.json"
+    assert ri.main(["--set", "demo", "--iters", "1", "--out", str(demo)]) == 0
+    (row,) = json.loads(demo.read_text())["rows"]
+    assert row["iters"] == 1 and row["num_evaluated"] > 0 and len(row["signed_mean_px"]) == 2
+    assert 0.0 <= row["delta_avg"] <= 1.0 and row["epe_median"] < 27.0, row  # 27 px: points that stay still
     for bad, match in ((["--iters", "0"], "--iters"), (["--num-videos", "0"], "--num-videos"),
                        (["--weights", str(tmp_path / "missing.safetensors")], "no such file")):
         with pytest.raises(SystemExit, match=match):
