@@ -10,7 +10,7 @@ per iteration count and saves, for each count:
   :func:`cotracker_fast.evaluation.metrics.tracking_error` (pixels, fractions) and the mean signed error
   ``(x, y)`` in pixels, a drift the same way for every point shows there.
 * ``--set validation``: ``--num-videos`` validation clips of a training config's mix
-  (:func:`cotracker_fast.training.trainer.validation_config`, the seed the checkpoint choice uses), tracked at the
+  (:func:`cotracker_fast.training.trainer.validation_clip_scores`, the clips the checkpoint choice uses), tracked at the
   config's clip size, scored with the TAP-Vid metrics (AJ, ``< delta^x_avg``, OA).
 
 It is a diagnostic; no choice is made from it. Results go to
@@ -70,20 +70,14 @@ def demo_rows(predictor, iters_list: Sequence[int]) -> List[Dict[str, Any]]:
 
 def validation_rows(predictor, iters_list: Sequence[int], config: str, num_videos: int) -> List[Dict[str, Any]]:
     """One row per iteration count on ``num_videos`` validation clips of ``config`` (see the module docstring)."""
-    from cotracker_fast.evaluation.datasets import read_synthetic
     from cotracker_fast.evaluation.metrics import average_metrics
-    from cotracker_fast.evaluation.run import evaluate_sample
-    from cotracker_fast.training.trainer import VALIDATION_SEED, TrainConfig, validation_config
+    from cotracker_fast.training.trainer import TrainConfig, validation_clip_scores
 
     cfg = TrainConfig.from_json(config)
-    samples = list(read_synthetic(num_videos, num_frames=cfg.num_frames, size_hw=cfg.size_hw, seed=VALIDATION_SEED,
-                                  config=validation_config(cfg)))
     rows = []
     for iters in iters_list:
         t0 = time.time()
-        with torch.no_grad():
-            per = [evaluate_sample(predictor.model, s, "synthetic", single_point=False, iters=iters,
-                                   resolution=tuple(cfg.size_hw), device="cpu") for s in samples]
+        per = validation_clip_scores(predictor.model, cfg, torch.device("cpu"), num_videos, iters=iters)
         avg = average_metrics(per)
         rows.append({"iters": iters, **{k: float(avg[k]) for k in KEYS}, "time_s": round(time.time() - t0, 2)})
         print({k: (round(v, 4) if isinstance(v, float) else v) for k, v in rows[-1].items()}, flush=True)
