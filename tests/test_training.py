@@ -575,6 +575,30 @@ def test_ship_gate_margin_in_standard_errors_of_the_paired_lead(tmp_path):
         gate.gate("new", n, "old", o, min_lead_se=-1)
 
 
+def test_bf16_check_measures_the_bf16_path_on_validation_clips(tmp_path):
+    """train/bf16_check.py runs the predictor in float32 and bf16 on the config's validation clips and saves the
+    pooled deviation with its verdict; the same weights in float32 twice deviate by nothing."""
+    from cotracker_fast.models.registry import SHIPPED_WEIGHTS
+
+    check = _script_module("bf16_check")
+    cfg_path = tmp_path / "cfg.json"
+    cfg = json.loads(open(os.path.join(ROOT, "train", "configs", "ship_small_n.json")).read())
+    cfg.update(num_frames=8, size_hw=[64, 96])
+    cfg.pop("size_mix", None)
+    cfg_path.write_text(json.dumps(cfg))
+    out = tmp_path / "check.json"
+    assert check.main([SHIPPED_WEIGHTS, "--config", str(cfg_path), "--num-videos", "1", "--out", str(out)]) == 0
+    saved = json.loads(out.read_text())
+    row = saved["candidates"][0]
+    assert row["candidate"] == SHIPPED_WEIGHTS and row["point_frames"] == 8 * 64
+    assert 0 < row["mean_px"] <= row["p99_px"] <= row["max_px"]  # bf16 rounding moves the tracks, a little
+    assert row["within_bound"] == check.within_bound(row) and saved["bound"]["p99_px"] == 1.0
+    same = check.deviation(*[torch.ones(1, 4, 2)] * 2, *[torch.ones(1, 4, dtype=torch.bool)] * 2)
+    assert same["p99_px"] == 0 and same["visibility_agreement"] == 1
+    with pytest.raises(SystemExit, match="not a file"):
+        check.main([str(tmp_path / "missing.safetensors"), "--config", str(cfg_path)])
+
+
 def _photo(path, seed):
     """A smooth random colour image (a stand-in photograph) saved at ``path``."""
     from PIL import Image
