@@ -24,7 +24,6 @@ so there the two counts nearly agree.
 """
 import argparse
 import contextlib
-import json
 import os
 import sys
 import time
@@ -121,7 +120,8 @@ def main(argv=None) -> int:
               f"({'within' if r['within_bound'] else 'outside'} the bound); every point-frame: mean "
               f"{a['mean_px']:.3f}, p99 {a['p99_px']:.3f} ({r['time_s']:.0f} s)", flush=True)
     if args.out:
-        write_results(args.out, {"config": args.config, "num_videos": args.num_videos, "validation_seed": VALIDATION_SEED,
+        write_results(args.out, {"config": args.config, "num_videos": args.num_videos,
+                                 "validation_seed": VALIDATION_SEED,
                                  "size_hw": list(cfg.size_hw), "num_frames": cfg.num_frames, "bound": BOUND,
                                  "native_bf16": precision.cpu_has_native_bf16(), "candidates": rows,
                                  "date": time.strftime("%Y-%m-%d %H:%M:%S"), "torch": torch.__version__})
