@@ -590,10 +590,14 @@ def test_bf16_check_measures_the_bf16_path_on_validation_clips(tmp_path):
     assert check.main([SHIPPED_WEIGHTS, "--config", str(cfg_path), "--num-videos", "1", "--out", str(out)]) == 0
     saved = json.loads(out.read_text())
     row = saved["candidates"][0]
-    assert row["candidate"] == SHIPPED_WEIGHTS and row["point_frames"] == 8 * 64
+    assert row["candidate"] == SHIPPED_WEIGHTS and row["all_point_frames"]["point_frames"] == 8 * 64
+    # the verdict's figures pool the point-frames the ground truth sees, fewer than all of them on this clip
+    visible = check.validation_inputs(TrainConfig.from_json(str(cfg_path)), 1)[0][2]
+    assert row["point_frames"] == int(visible.sum()) < 8 * 64
     assert 0 < row["mean_px"] <= row["p99_px"] <= row["max_px"]  # bf16 rounding moves the tracks, a little
     assert row["within_bound"] == check.within_bound(row) and saved["bound"]["p99_px"] == 1.0
-    same = check.deviation(*[torch.ones(1, 4, 2)] * 2, *[torch.ones(1, 4, dtype=torch.bool)] * 2)
+    tracks, vis = torch.ones(1, 4, 2), torch.ones(1, 4, dtype=torch.bool)
+    same = check.deviation(tracks, vis, tracks, vis)
     assert same["p99_px"] == 0 and same["visibility_agreement"] == 1
     with pytest.raises(SystemExit, match="not a file"):
         check.main([str(tmp_path / "missing.safetensors"), "--config", str(cfg_path)])
