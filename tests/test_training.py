@@ -577,7 +577,7 @@ def test_ship_gate_margin_in_standard_errors_of_the_paired_lead(tmp_path):
 
 def test_bf16_check_measures_the_bf16_path_on_validation_clips(tmp_path):
     """train/bf16_check.py runs the predictor in float32 and bf16 on the config's validation clips and saves the
-    pooled deviation with its verdict; the same weights in float32 twice deviate by nothing."""
+    pooled deviation with its verdict over the visible point-frames; identical track sets deviate by nothing."""
     from cotracker_fast.models.registry import SHIPPED_WEIGHTS
 
     check = _script_module("bf16_check")

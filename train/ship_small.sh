@@ -330,7 +330,7 @@ shipped_is ship_small_u
 # and the validation photographs against U.
 [ -n "$(ls ~/.cache/cotracker_fast/train_photos_more 2>/dev/null)" ] || train/fetch_photos.sh --more
 MORE_PHOTOS_ARG="--training-photo-dir $HOME/.cache/cotracker_fast/train_photos_more"
-photo_stage() {  # photo_stage NAME START [AVG_DIR]: train NAME's config (S steps, 400 unless it says more), then
+photo_stage() {  # photo_stage NAME START [AVG_DIR]: train NAME's config (S steps: its num_steps), then
     # pick and gate its two candidates: its last step (exported to train/artifacts as NAME_stepS) and the average of
     # START, its step 200 and its last step (written to AVG_DIR, runs/ unless given)
     local name=$1 start=$2 avg=${3:-runs}/${1}_avg3.safetensors steps
