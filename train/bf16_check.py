@@ -52,9 +52,8 @@ def validation_inputs(cfg: TrainConfig, num_videos: int) -> list:
     for s in read_synthetic(num_videos, num_frames=cfg.num_frames, size_hw=cfg.size_hw, seed=VALIDATION_SEED,
                             config=validation_config(cfg)):
         video = torch.from_numpy(s.video).permute(0, 3, 1, 2)[None].float()
-        qf = torch.as_tensor(s.query_frames, dtype=torch.long)
-        xy = torch.as_tensor(s.tracks, dtype=torch.float32)[qf, torch.arange(qf.shape[0])]
-        out.append((video, torch.cat([qf.float()[:, None], xy], 1)[None], torch.from_numpy(s.visible)[None]))
+        queries = torch.as_tensor(s.extra["queries"], dtype=torch.float32)[None]  # the clip's own (t, x, y)
+        out.append((video, queries, torch.from_numpy(s.visible)[None]))
     return out
 
 
