@@ -436,3 +436,7 @@ MIN_LEAD_SE=2 photo_stage ship_small_ad train/artifacts/ship_small_ac_avg3.safet
 # MIN_LEAD_SE=2 gate_stage ship_small_ad train/artifacts/ship_small_ad_step600.safetensors \
 #     train/artifacts/ship_small_ad_avg3.safetensors
 shipped_is ship_small_ad
+# Stage AE: AD's recipe (8 iterations per training window) from AD's last step (uncalibrated), more steps with a new
+# data seed: 600 steps, lr 5e-5, data seed 23. Its rule, fixed before it ended, is AD's, gated against AD with the same
+# margin: the candidates are AE's last step and the average of AD's last step and AE's steps 200 and 600.
+MIN_LEAD_SE=2 photo_stage ship_small_ae train/artifacts/ship_small_ad_step600.safetensors train/artifacts
