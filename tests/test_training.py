@@ -614,7 +614,7 @@ def _photo(path, seed):
     return str(path)
 
 
-def test_photo_validation_scores_candidates_on_other_photographs(tmp_path):
+def test_photo_validation_scores_candidates_on_other_photographs(tmp_path, monkeypatch):
     """select_checkpoint --photo-dir scores candidates (and static, Lucas-Kanade) on clips of the validation
     photographs, and refuses a validation photograph that trains the model or measures it."""
     import shutil
@@ -655,6 +655,24 @@ def test_photo_validation_scores_candidates_on_other_photographs(tmp_path):
     for row in (res["candidates"][0], json.loads(out2.read_text())["candidates"][0]):
         per_clip = row["per_clip_average_jaccard"]
         assert len(per_clip) == 2 and sum(per_clip) / 2 == pytest.approx(row["average_jaccard"])
+
+    # --resolution tracks the clips at another working resolution: at the clips' own size it is the default, and
+    # the resolution is recorded; a size the model cannot take is refused with its name
+    out3, out4 = tmp_path / "at_own_size.json", tmp_path / "at_double.json"
+    base = [cand, "--config", str(tmp_path / "cfg.json"), "--num-videos", "2"]
+    assert sel.main([*base, "--resolution", "32", "48", "--out", str(out3)]) == 0
+    assert sel.main([*base, "--resolution", "64", "96", "--out", str(out4)]) == 0
+    own, double = json.loads(out3.read_text()), json.loads(out4.read_text())
+    default = json.loads(out2.read_text())
+    assert own["resolution"] == [32, 48] and double["resolution"] == [64, 96] and default["resolution"] is None
+    assert own["candidates"][0]["per_clip_average_jaccard"] == default["candidates"][0]["per_clip_average_jaccard"]
+    import cotracker_fast.evaluation.run as run_module
+
+    seen, evaluate = [], run_module.evaluate_sample
+    monkeypatch.setattr(run_module, "evaluate_sample", lambda *a, **k: seen.append(k["resolution"]) or evaluate(*a, **k))
+    assert sel.main([*base, "--resolution", "64", "96"]) == 0 and seen == [(64, 96)] * 2
+    with pytest.raises(SystemExit, match="--resolution must be two multiples of 8"):
+        sel.main([*base, "--resolution", "30", "48"])
 
     shutil.copy(train_dir / "t.png", val_dir / "c.png")
     with pytest.raises(ValueError, match="is the training photo 't.png'"):

@@ -16,6 +16,9 @@ average Jaccard); ``--out`` saves all scores, with every clip's average Jaccard 
 working resolution as the held-out sets are) made from DIR's photographs, which must be neither training photographs
 (the config's ``photo_dir``) nor the demo's or held-out ones (``train/fetch_photos.sh --validation`` fetches such a
 set). Static and Lucas-Kanade scores on the same clips are saved for context.
+
+``--resolution H W`` tracks every clip at that working resolution instead, for choosing the resolution the
+predictors resize to (the model's ``model_resolution``) on validation clips alone.
 """
 import argparse
 import json
@@ -90,7 +93,8 @@ def _config_scores(cfg: TrainConfig, args) -> list:
         model = CoTracker(cfg.model_config())
         model.load_state_dict(load_weights(path))  # strict: a candidate of another variant fails here
         t0 = time.time()
-        per = validation_clip_scores(model.eval(), cfg, torch.device("cpu"), args.num_videos)
+        per = validation_clip_scores(model.eval(), cfg, torch.device("cpu"), args.num_videos,
+                                     resolution=args.resolution)
         rows.append(_row(path, per, time.time() - t0))
         _print_row(rows[-1])
     return rows
@@ -118,7 +122,7 @@ def _photo_scores(cfg: TrainConfig, args) -> tuple:
     check_validation_photos(photos, tuple(training))
     samples = list(read_photo_clips(photos, args.num_videos, num_frames=args.num_frames, size_hw=tuple(args.size),
                                     seed=VALIDATION_SEED))
-    res = tuple(cfg.model_config().model_resolution)
+    res = args.resolution or tuple(cfg.model_config().model_resolution)
     rows = []
     for path in args.candidates:
         model = CoTracker(cfg.model_config())
@@ -155,12 +159,20 @@ def main(argv=None) -> int:
     p.add_argument("--size", type=int, nargs=2, default=(256, 320), metavar=("H", "W"),
                    help="photo clips' frame size (with --photo-dir)")
     p.add_argument("--num-frames", type=int, default=24, help="photo clips' length (with --photo-dir)")
+    p.add_argument("--resolution", type=int, nargs=2, default=None, metavar=("H", "W"),
+                   help="track every clip at this working resolution in pixels (default: the config's clips at "
+                        "their own size, photo clips at the model's working resolution); scores are computed in "
+                        "the TAP-Vid 256x256 space, so they compare across resolutions")
     p.add_argument("--training-photo-dir", action="append", default=[], metavar="DIR",
                    help="another folder of photographs the candidates trained on (repeatable; with --photo-dir the "
                         "validation photographs must differ from these too, besides the config's photo_dir)")
     args = p.parse_args(argv)
     if args.num_videos < 1:
         raise SystemExit("--num-videos must be >= 1")
+    if args.resolution is not None:
+        if min(args.resolution) < 16 or any(v % 8 for v in args.resolution):
+            raise SystemExit(f"--resolution must be two multiples of 8, each >= 16 (H W pixels), got {args.resolution}")
+        args.resolution = tuple(args.resolution)
     cfg = TrainConfig.from_json(args.config)
     if args.photo_dir is not None:
         args.photo_dir = os.path.expanduser(args.photo_dir)
@@ -171,6 +183,7 @@ def main(argv=None) -> int:
     print(f"best by validation average Jaccard: {best['candidate']} ({100 * best['average_jaccard']:.1f})")
     if args.out:
         write_results(args.out, {"config": args.config, "num_videos": args.num_videos, "photo_dir": args.photo_dir,
+                                 "resolution": list(args.resolution) if args.resolution else None,
                                  "validation_seed": VALIDATION_SEED, "candidates": rows, "static": static, **extra,
                                  "best": best["candidate"],
                                  "date": time.strftime("%Y-%m-%d %H:%M:%S"), "torch": torch.__version__})

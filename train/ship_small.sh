@@ -440,3 +440,27 @@ shipped_is ship_small_ad
 # data seed: 600 steps, lr 5e-5, data seed 23. Its rule, fixed before it ended, is AD's, gated against AD with the same
 # margin: the candidates are AE's last step and the average of AD's last step and AE's steps 200 and 600.
 MIN_LEAD_SE=2 photo_stage ship_small_ae train/artifacts/ship_small_ad_step600.safetensors train/artifacts
+# The working resolution: the small model has no position table, so it tracks at any size, and its precision is a
+# fraction of a feature cell (4 pixels of the resized video), so tracking at a larger size than the video's makes a
+# cell fewer of the video's pixels, at about 3x the compute for twice the size. The weights shipped after AE's gate
+# track validation clips at 384x512 and at 768x1024 (--resolution: every clip resized to it): N's first 20 clips,
+# P's first 10 and 12 clips of the validation photographs. 768x1024 becomes the model's working resolution (its
+# model_resolution, which the predictors resize to) only if its mean AJ over the three sets leads 384x512's by more
+# than 2 standard errors of the paired per-clip lead.
+W=$(sha256sum cotracker_fast/assets/cotracker_fast_small.safetensors | cut -c1-12)
+W=$([ "$W" = 48b6af942888 ] && echo runs/ship_small_ad_calibrated.safetensors || echo runs/ship_small_ae_calibrated.safetensors)
+for R in "384 512" "768 1024"; do
+    tag=${R/ /x}
+    # shellcheck disable=SC2086  # R is two arguments
+    $PY train/select_checkpoint.py --config train/configs/ship_small_n.json --num-videos 20 --resolution $R "$W" \
+        --out "$RES/resolution-val192x256-at$tag.json"
+    # shellcheck disable=SC2086
+    $PY train/select_checkpoint.py --config train/configs/ship_small_p.json --num-videos 10 --resolution $R "$W" \
+        --out "$RES/resolution-val384x512-at$tag.json"
+    # shellcheck disable=SC2086
+    $PY train/select_checkpoint.py --config train/configs/ship_small_n.json --num-videos 12 --photo-dir "$PHOTOS" \
+        $MORE_PHOTOS_ARG --resolution $R "$W" --out "$RES/resolution-photoval-at$tag.json"
+done
+$PY train/ship_gate.py gate --new "$W" --old "$W" --min-lead-se 2 --out $RES/gate-resolution-768x1024.json \
+    --new-scores $RES/resolution-{val192x256,val384x512,photoval}-at768x1024.json \
+    --old-scores $RES/resolution-{val192x256,val384x512,photoval}-at384x512.json

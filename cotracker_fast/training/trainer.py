@@ -373,10 +373,12 @@ def validation_config(cfg: TrainConfig):
 
 @torch.no_grad()
 def validation_clip_scores(model: CoTracker, cfg: TrainConfig, device: torch.device, num_videos: int,
-                           iters: int = 6) -> List[Dict[str, float]]:
+                           iters: int = 6, resolution: Optional[Tuple[int, int]] = None) -> List[Dict[str, float]]:
     """TAP-Vid metrics of each of ``num_videos`` validation clips (:func:`validation_config`, seed
     :data:`VALIDATION_SEED`), one dict per clip in clip order: multi-point protocol, "query first", ``iters``
-    refinement iterations (the predictors' 6 unless a diagnostic asks otherwise), at the training resolution.
+    refinement iterations (the predictors' 6 unless a diagnostic asks otherwise). The clips are tracked at
+    ``resolution`` ``(H, W)`` pixels (default: their own size, ``cfg.size_hw``); the metrics are computed in the
+    TAP-Vid 256x256 space either way, so scores at different resolutions compare.
 
     This is the set a run's checkpoints are chosen by; the held-out sets and the demo clip never are."""
     from ..evaluation.datasets import read_synthetic
@@ -387,7 +389,8 @@ def validation_clip_scores(model: CoTracker, cfg: TrainConfig, device: torch.dev
     clips = read_synthetic(num_videos, num_frames=cfg.num_frames, size_hw=cfg.size_hw, seed=VALIDATION_SEED,
                            config=validation_config(cfg))
     scores = [
-        evaluate_sample(model, s, "synthetic", single_point=False, iters=iters, resolution=cfg.size_hw, device=device)
+        evaluate_sample(model, s, "synthetic", single_point=False, iters=iters, resolution=resolution or cfg.size_hw,
+                        device=device)
         for s in clips
     ]
     model.train(was_training)
