@@ -669,7 +669,8 @@ def test_photo_validation_scores_candidates_on_other_photographs(tmp_path, monke
     import cotracker_fast.evaluation.run as run_module
 
     seen, evaluate = [], run_module.evaluate_sample
-    monkeypatch.setattr(run_module, "evaluate_sample", lambda *a, **k: seen.append(k["resolution"]) or evaluate(*a, **k))
+    monkeypatch.setattr(run_module, "evaluate_sample",
+                        lambda *a, **k: seen.append(k["resolution"]) or evaluate(*a, **k))
     assert sel.main([*base, "--resolution", "64", "96"]) == 0 and seen == [(64, 96)] * 2
     with pytest.raises(SystemExit, match="--resolution must be two multiples of 8"):
         sel.main([*base, "--resolution", "30", "48"])

@@ -448,7 +448,7 @@ MIN_LEAD_SE=2 photo_stage ship_small_ae train/artifacts/ship_small_ad_step600.sa
 # model_resolution, which the predictors resize to) only if its mean AJ over the three sets leads 384x512's by more
 # than 2 standard errors of the paired per-clip lead.
 W=$(sha256sum cotracker_fast/assets/cotracker_fast_small.safetensors | cut -c1-12)
-W=$([ "$W" = 48b6af942888 ] && echo runs/ship_small_ad_calibrated.safetensors || echo runs/ship_small_ae_calibrated.safetensors)
+W=runs/ship_small_$([ "$W" = 48b6af942888 ] && echo ad || echo ae)_calibrated.safetensors
 for R in "384 512" "768 1024"; do
     tag=${R/ /x}
     # shellcheck disable=SC2086  # R is two arguments
