@@ -474,3 +474,16 @@ $PY train/ship_gate.py gate --new "$W" --old "$W" --min-lead-se 2 --out $RES/gat
 # Measured on AD's calibrated file (AE was not shipped): at 768x1024 against 384x512, AJ 59.9 against 63.8 on N's
 # clips, 56.2 against 58.7 on P's and 62.3 against 57.3 on the validation photographs; mean 59.46 against 59.93, so
 # 384x512 stays the working resolution. Each set took 3.9x as long at 768x1024.
+# A third candidate, added after the two above were measured: 576x768, between the two, on the same clips and with
+# the same gate against 384x512.
+for sel in "n 20 val192x256" "p 10 val384x512"; do
+    read -r cfg n set <<< "$sel"
+    $PY train/select_checkpoint.py --config train/configs/ship_small_$cfg.json --num-videos "$n" --resolution 576 768 \
+        "$W" --out "$RES/resolution-$set-at576x768.json"
+done
+# shellcheck disable=SC2086  # MORE_PHOTOS_ARG is an option and its folder
+$PY train/select_checkpoint.py --config train/configs/ship_small_n.json --num-videos 12 --photo-dir "$PHOTOS" \
+    $MORE_PHOTOS_ARG --resolution 576 768 "$W" --out "$RES/resolution-photoval-at576x768.json"
+$PY train/ship_gate.py gate --new "$W" --old "$W" --min-lead-se 2 --out $RES/gate-resolution-576x768.json \
+    --new-scores $RES/resolution-{val192x256,val384x512,photoval}-at576x768.json \
+    --old-scores $RES/resolution-{val192x256,val384x512,photoval}-at384x512.json
