@@ -26,7 +26,7 @@ def test_registry_and_checkpoint_names():
                              "cotracker_stride_8_wind_16"]
     small = get_config("cotracker_fast_small")
     assert (small.hidden_size, small.time_depth, small.space_depth, small.model_resolution, small.pos_embed,
-            small.flow_embed_dim) == (128, 2, 2, (384, 512), False, 0)
+            small.flow_embed_dim) == (128, 2, 2, (576, 768), False, 0)
     assert sum(p.numel() for p in create_model("cotracker_fast_small").parameters()) == 3_499_107
     cfg = get_config("cotracker_stride_8_wind_16")
     assert (cfg.stride, cfg.window_len, cfg.window_step) == (8, 16, 8)

@@ -27,7 +27,7 @@ def test_default_predictor_uses_the_shipped_weights():
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # no "RANDOM weights" warning
         p = CoTrackerPredictor(checkpoint=None)
-    assert p.model_name == SHIPPED_MODEL and p.interp_shape == (384, 512)
+    assert p.model_name == SHIPPED_MODEL and p.interp_shape == (576, 768)
     ref = create_model(SHIPPED_MODEL).state_dict()
     sd = p.model.state_dict()
     assert all(sd[k].dtype == torch.float32 for k in sd)  # fp16 on disk, fp32 in the model

@@ -17,16 +17,19 @@ MODEL_CONFIGS: Dict[str, CoTrackerConfig] = {
     "cotracker_stride_4_wind_12": CoTrackerConfig(stride=4, window_len=12),
     # the fastest official variant
     "cotracker_stride_8_wind_16": CoTrackerConfig(stride=8, window_len=16),
-    # Ours: the v1 architecture with a 2+2-block, 128-wide transformer and no absolute position embedding, working
-    # at the official 384x512. It is trained on small crops (it sees only relative quantities, so crops and full
-    # frames look alike to it); its weights ship inside the package (docs/ACCURACY.md) and are what
-    # CoTrackerPredictor() uses when no official checkpoint is given. It reads the raw window-relative flow only
+    # Ours: the v1 architecture with a 2+2-block, 128-wide transformer and no absolute position embedding. It is
+    # trained on small crops (it sees only relative quantities, so crops and full frames look alike to it); its
+    # weights ship inside the package (docs/ACCURACY.md) and are what CoTrackerPredictor() uses when no official
+    # checkpoint is given. Its working resolution, to which the predictors resize every video, is 576x768, 1.5x the
+    # official 384x512: it tracks to a fraction of a feature cell (4 pixels of the resized video), so a larger
+    # working size makes a cell fewer pixels of the video; 576x768 was chosen on validation clips (about 2x the
+    # compute of 384x512). It reads the raw window-relative flow only
     # (flow_embed_dim=0): the official sin/cos flow features run at up to ~970 radians per feature cell, so they
     # change unpredictably with a hundredth of a cell, and a briefly trained network amplifies them from one
     # iteration to the next (train/drop_flow_sinusoids.py).
     "cotracker_fast_small": CoTrackerConfig(
         stride=4, window_len=8, hidden_size=128, num_heads=4, time_depth=2, space_depth=2,
-        model_resolution=(384, 512), pos_embed=False, flow_embed_dim=0,
+        model_resolution=(576, 768), pos_embed=False, flow_embed_dim=0,
     ),
 }
 DEFAULT_MODEL = "cotracker_stride_4_wind_8"
