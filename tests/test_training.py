@@ -573,6 +573,16 @@ def test_ship_gate_margin_in_standard_errors_of_the_paired_lead(tmp_path):
         gate.gate("new", n, "old", [short, o[1]], min_lead_se=2)
     with pytest.raises(ValueError, match="min_lead_se"):
         gate.gate("new", n, "old", o, min_lead_se=-1)
+    # scores tracked at different working resolutions do not pair, unless the decision compares resolutions
+    for path, res in ((n[0], [576, 768]), (o[0], [384, 512])):
+        d = json.loads(open(path).read())
+        d["resolution"] = res
+        open(path, "w").write(json.dumps(d))
+    with pytest.raises(ValueError, match=r"at \[576, 768\] .* at \[384, 512\]"):
+        gate.gate("new", n, "old", o)
+    record = gate.gate("new", n, "old", o, across_resolutions=True)
+    assert record["ship"] and record["sets"][0]["new"]["resolution"] == [576, 768]
+    assert record["sets"][1]["new"]["resolution"] is None
 
 
 def test_bf16_check_measures_the_bf16_path_on_validation_clips(tmp_path):

@@ -21,6 +21,11 @@ sweep's entry at the chosen bias, which scores the calibrated ``output`` file). 
 ``FILE=CANDIDATE`` reads another candidate's entry (the same weights saved under another name). The i-th new and
 the i-th old score must come from the same validation set (config, clip count, seed): the gate refuses otherwise.
 
+Each pair must also have been tracked at the same working resolution (a selection file's ``resolution``, else the
+``model_resolution`` its photo clips were tracked at, else the clips' own size): a score of the new file at one
+resolution says nothing about the old file at another. ``--across-resolutions`` allows the difference, for the one
+decision that compares resolutions (the same weights tracked at two sizes).
+
 ``--min-lead-se K`` asks more than a higher mean: the new mean must lead by more than K standard errors of the lead,
 the noise of the validation clips themselves. On each set the clips pair up (both files list every clip's average
 Jaccard in the same clip order, ``per_clip_average_jaccard``); the lead's standard error is that of the mean over
@@ -90,16 +95,24 @@ def per_clip_scores(d: dict, candidate: str) -> Optional[List[float]]:
     return None
 
 
-def score_of(spec: str, default: str) -> Tuple[str, str, float, Tuple, Optional[List[float]]]:
-    """``(file, candidate, AJ, validation set, per-clip AJs or None)`` for a score spec ``FILE`` or
-    ``FILE=CANDIDATE`` (``default`` for the former)."""
+def tracked_resolution(d: dict) -> Optional[List[int]]:
+    """The working resolution a loaded score file tracked its clips at: ``resolution`` when
+    ``train/select_checkpoint.py --resolution`` set it, else the ``model_resolution`` its photo clips were tracked
+    at, else None (the clips' own size)."""
+    res = d.get("resolution") or d.get("model_resolution")
+    return list(res) if res else None
+
+
+def score_of(spec: str, default: str) -> Tuple[str, str, float, Tuple, Optional[List[float]], Optional[List[int]]]:
+    """``(file, candidate, AJ, validation set, per-clip AJs or None, tracked resolution or None)`` for a score spec
+    ``FILE`` or ``FILE=CANDIDATE`` (``default`` for the former)."""
     path, _, cand = spec.partition("=")
     cand = cand or default
     d = _read(path)
     table = candidate_scores(d, path)
     if cand not in table:
         raise ValueError(f"{path} has no score for {cand!r}; it scores {sorted(table)}")
-    return path, cand, table[cand], validation_set(d, path), per_clip_scores(d, cand)
+    return path, cand, table[cand], validation_set(d, path), per_clip_scores(d, cand), tracked_resolution(d)
 
 
 def lead_standard_error(pairs: Sequence[Tuple[Sequence[float], Sequence[float]]]) -> float:
@@ -134,12 +147,14 @@ def pick(paths: Sequence[str], candidates: Optional[Sequence[str]] = None) -> Tu
     return max(names, key=lambda c: means[c]), means
 
 
-def gate(new: str, new_scores: Sequence[str], old: str, old_scores: Sequence[str], min_lead_se: float = 0.0) -> dict:
+def gate(new: str, new_scores: Sequence[str], old: str, old_scores: Sequence[str], min_lead_se: float = 0.0,
+         across_resolutions: bool = False) -> dict:
     """Compare ``new`` with ``old`` over paired validation sets; the record of the decision.
 
     ``new_scores[i]`` and ``old_scores[i]`` must score the same validation set. ``ship`` is true only if the new
     mean AJ is strictly higher, and with ``min_lead_se > 0`` only if it leads by more than ``min_lead_se`` standard
-    errors of the lead (:func:`lead_standard_error`; every score must then carry per-clip scores).
+    errors of the lead (:func:`lead_standard_error`; every score must then carry per-clip scores). Paired scores
+    tracked at different working resolutions (:func:`tracked_resolution`) are refused unless ``across_resolutions``.
     """
     if not new_scores or len(new_scores) != len(old_scores):
         raise ValueError(f"new_scores and old_scores: give the same number of files (>= 1), got "
@@ -148,11 +163,15 @@ def gate(new: str, new_scores: Sequence[str], old: str, old_scores: Sequence[str
         raise ValueError(f"min_lead_se must be >= 0, got {min_lead_se}")
     sets, pairs = [], []
     for n_spec, o_spec in zip(new_scores, old_scores):
-        n_file, n_cand, n_aj, n_set, n_clips = score_of(n_spec, new)
-        o_file, o_cand, o_aj, o_set, o_clips = score_of(o_spec, old)
+        n_file, n_cand, n_aj, n_set, n_clips, n_res = score_of(n_spec, new)
+        o_file, o_cand, o_aj, o_set, o_clips, o_res = score_of(o_spec, old)
         if n_set != o_set:
             raise ValueError(f"{n_file} and {o_file} score different validation sets "
                              f"({dict(zip(ALL_SET_KEYS, n_set))} against {dict(zip(ALL_SET_KEYS, o_set))})")
+        if n_res != o_res and not across_resolutions:
+            raise ValueError(f"{n_file} tracked its clips at {n_res or 'their own size'} and {o_file} at "
+                             f"{o_res or 'their own size'}: rescore both at one working resolution (or pass "
+                             "--across-resolutions to compare resolutions)")
         if min_lead_se > 0:
             for f, c, clips in ((n_file, n_cand, n_clips), (o_file, o_cand, o_clips)):
                 if clips is None:
@@ -163,8 +182,8 @@ def gate(new: str, new_scores: Sequence[str], old: str, old_scores: Sequence[str
                                      f"{n_set[1]} (>= 2)")
             pairs.append((n_clips, o_clips))
         sets.append({**dict(zip(ALL_SET_KEYS, n_set)),
-                     "new": {"file": n_file, "candidate": n_cand, "average_jaccard": n_aj},
-                     "old": {"file": o_file, "candidate": o_cand, "average_jaccard": o_aj}})
+                     "new": {"file": n_file, "candidate": n_cand, "average_jaccard": n_aj, "resolution": n_res},
+                     "old": {"file": o_file, "candidate": o_cand, "average_jaccard": o_aj, "resolution": o_res}})
     new_mean = sum(s["new"]["average_jaccard"] for s in sets) / len(sets)
     old_mean = sum(s["old"]["average_jaccard"] for s in sets) / len(sets)
     record = {"new": new, "old": old, "sets": sets, "new_mean": new_mean, "old_mean": old_mean}
@@ -197,6 +216,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     pg.add_argument("--min-lead-se", type=float, default=0.0, metavar="K",
                     help="ship only if the new mean leads by more than K standard errors of the paired per-clip "
                          "lead (default 0: any strictly higher mean; see above)")
+    pg.add_argument("--across-resolutions", action="store_true",
+                    help="allow paired scores tracked at different working resolutions (see above)")
     pg.add_argument("--ship-to", help="copy --new here when it wins (default: decide and report only)")
     pg.add_argument("--out", help="save the decision as JSON")
     args = p.parse_args(argv)
@@ -207,7 +228,8 @@ def main(argv: Optional[List[str]] = None) -> int:
                 print(f"{100 * m:6.2f}  {c}", file=sys.stderr)
             print(best)
             return 0
-        record = gate(args.new, args.new_scores, args.old, args.old_scores, args.min_lead_se)
+        record = gate(args.new, args.new_scores, args.old, args.old_scores, args.min_lead_se,
+                      args.across_resolutions)
     except (OSError, ValueError, KeyError) as e:
         print(f"ship_gate: {e}", file=sys.stderr)
         return 2
