@@ -61,23 +61,26 @@ def demo_result(tmp_path_factory):
 
 def test_demo_clip_beats_points_that_stay_still(demo_result):
     """What the shipped weights achieve today on ``make demo``'s clip (docs/ACCURACY.md), far below the static
-    baseline's error (27.2 px mean, 27.6 px median, <delta_avg 4.9%). Measured on a 2-core Intel Xeon (family 6
-    model 167, AMX): 2.50 px mean (1.75% of the point-frames are lost by more than 16 px and carry it), 1.39 px
-    median, 79.3%; the bounds sit 0.25 px, 0.2 px and 2.3 points of <delta_avg away, room for other CPUs' float
-    rounding, not for a weaker tracker. The 2 px target is the strict expected failure below. (Earlier weights chosen
-    by the same validation rule measured 1.72 px, 1.45 px, 79.4% (stage AC), 2.22 px, 1.51 px, 77.8% (stage AB) and
-    2.10 px, 1.43 px, 78.4% (stage AA) here; the bounds follow the shipped file.)"""
-    assert demo_result["epe_mean"] < 2.75, demo_result
-    assert demo_result["epe_median"] < 1.6, demo_result
-    assert demo_result["delta_avg"] > 0.77, demo_result
+    baseline's error (27.2 px mean, 27.6 px median, <delta_avg 4.9%), and within the 2 px mean-error target. Measured
+    on a 2-core Intel Xeon (family 6 model 167, AMX), tracked at the model's 576x768: 1.71 px mean (1.75% of the
+    point-frames are lost by more than 16 px and carry it), 1.08 px median, 85.6%; the median and <delta_avg bounds
+    sit 0.2 px and 2.3 points of <delta_avg away, room for other CPUs' float rounding, not for a weaker tracker. The
+    90% <delta_avg target is the strict expected failure below. (The same weights tracked at 384x512 measured
+    2.50 px, 1.39 px, 79.3%; the bounds follow the shipped file and its working resolution.)"""
+    assert demo_result["epe_mean"] <= 2.0, demo_result
+    assert demo_result["epe_median"] < 1.3, demo_result
+    assert demo_result["delta_avg"] > 0.833, demo_result
 
 
 def test_refinement_damps_a_tiny_input_change():
     """Noise of std 0.01 grey levels (a hundredth of the 8-bit quantum) on 8 frames of the demo clip barely moves the
     shipped weights' tracks: their iterations settle rather than amplify. Measured on a 2-core Intel Xeon (family 6
-    model 167): 0.0015 px mean, 0.012 px max (64 points, 6 iterations); a network of the same size trained with the
-    official sin/cos flow features gave 0.85 px mean and 10 px max on this probe, which is why the variant reads the
-    raw flow only. The bounds leave a margin of 6x (mean) and 16x (max)."""
+    model 167), 64 points, 6 iterations: 0.0043 px mean, 0.18 px max at the model's working resolution, 576x768
+    (0.0015 px and 0.012 px when it tracked at 384x512); a network of the same size trained with the official
+    sin/cos flow features gave 0.85 px mean and 10 px max on this probe, which is why the variant reads the raw flow
+    only. The max bound was 0.2 px at 384x512; at 576x768 the measured 0.18 px sits too close to it for other CPUs'
+    rounding, so it is 0.5 px (a margin of 2.8x, still 20x below the amplifying network's 10 px); the mean bound
+    keeps a margin of 2.3x."""
     from cotracker_fast.demo_clip import make_demo_clip
 
     clip = make_demo_clip(num_frames=8, size_hw=(384, 512), seed=0)
@@ -91,21 +94,20 @@ def test_refinement_damps_a_tiny_input_change():
         a, _ = p(video, queries)
         b, _ = p(noisy, queries)
     d = (a - b).norm(dim=-1)
-    assert d.mean() < 0.01 and d.max() < 0.2, (float(d.mean()), float(d.max()))
+    assert d.mean() < 0.01 and d.max() < 0.5, (float(d.mean()), float(d.max()))
 
 
-# The targets the shipped weights are trained towards. They are not met yet (on the demo clip 2.50 px mean error
-# against 2 px and <delta_avg 79.3% against 90%; on the held-out photos AJ 65.5 against Lucas-Kanade's 78.5, while
-# occlusion accuracy, 96.3 against static's 94.9, is met; docs/ACCURACY.md); strict, so the markers must come off as
-# soon as weights that meet them are shipped.
-@pytest.mark.xfail(strict=True, reason="target not met yet: measured 2.50 px mean error, delta_avg 79.3%")
-def test_demo_clip_error_within_2px(demo_result):
-    """``make demo``'s clip (seed 0, 24 frames of 384x512): mean error at most 2 px, <delta_avg at least 90%."""
-    assert demo_result["epe_mean"] <= 2.0, demo_result
+# The targets the shipped weights are trained towards that are not met yet (on the demo clip <delta_avg 85.6%
+# against 90%, while the 2 px mean-error target, 1.71 px, is met and held above; on the held-out photos AJ 71.3
+# against Lucas-Kanade's 78.5, while occlusion accuracy, 96.3 against static's 94.9, is met; docs/ACCURACY.md);
+# strict, so the markers must come off as soon as weights that meet them are shipped.
+@pytest.mark.xfail(strict=True, reason="target not met yet: measured delta_avg 85.6% (mean error 1.71 px)")
+def test_demo_clip_delta_avg_at_least_90(demo_result):
+    """``make demo``'s clip (seed 0, 24 frames of 384x512): <delta_avg at least 90%."""
     assert demo_result["delta_avg"] >= 0.90, demo_result
 
 
-@pytest.mark.xfail(strict=True, reason="target not met yet: AJ 65.5 against Lucas-Kanade's 78.5 (6 clips; OA 96.3 "
+@pytest.mark.xfail(strict=True, reason="target not met yet: AJ 71.3 against Lucas-Kanade's 78.5 (6 clips; OA 96.3 "
                                        "against static's 94.9 is met)")
 def test_beats_lucas_kanade_and_static_on_heldout_photos():
     """Two clips of the held-out photo set (real photographs never used in training, camera motion, moving
@@ -159,8 +161,8 @@ def bf16_deviation():
     6 iterations, the bf16 path forced (emulated bf16 rounds as native bf16 does). Returns the per-point-frame
     distances (px) and the fraction of equal visibility flags. With 256 points a single point that the weights track
     poorly moves the mean by a few thousandths of a pixel.
-    On the shipped weights (Intel Xeon with AMX) this sample gave 0.063 px mean, 0.44 px p99, 99.95% agreement with
-    256 points (one-off run)."""
+    On the shipped weights (Intel Xeon with AMX, tracked at their 576x768) this sample gave 0.065 px mean, 0.47 px
+    p99, 100.00% agreement with 256 points (one-off run)."""
     from cotracker_fast import precision
     from cotracker_fast.demo_clip import make_demo_clip
 
@@ -183,7 +185,7 @@ def test_bf16_tracks_stay_close_to_float32(bf16_deviation):
     """A looser check of the bf16 path on the shipped weights at the fixture's size (the stated bound is the next
     test): on another CPU a few chaotic points can move the mean across 0.1 px (on earlier weights the same clip gave
     0.109 px on this Intel Xeon and the full-size run 0.093), and this check still separates that from a broken bf16
-    path. Measured on an Intel Xeon with AMX: 0.060 px mean, 0.46 px p99, 100.00% equal visibility flags (one-off
+    path. Measured on an Intel Xeon with AMX: 0.065 px mean, 0.47 px p99, 100.00% equal visibility flags (one-off
     run)."""
     d, agree = bf16_deviation
     assert torch.quantile(d, 0.99) <= 1.0 and agree >= 0.99 and d.mean() <= 0.2, (
@@ -192,9 +194,9 @@ def test_bf16_tracks_stay_close_to_float32(bf16_deviation):
 
 def test_bf16_tracks_stay_within_the_stated_bound(bf16_deviation):
     """The bf16 path's stated bound (mean <= 0.1 px, p99 <= 1 px, visibility agreement >= 99%; README, ``--dtype``
-    help) on the shipped weights at the fixture's size. Measured on an Intel Xeon with AMX: at this size 0.060 px mean,
-    0.46 px p99, 100.00% agreement; at full size (``benchmarks/bf16_accuracy.py``: 24 frames, 256 points) 0.078 px
-    mean, 0.65 px p99, 99.97%."""
+    help) on the shipped weights at the fixture's size. Measured on an Intel Xeon with AMX: at this size 0.065 px mean,
+    0.47 px p99, 100.00% agreement; at full size (``benchmarks/bf16_accuracy.py``: 24 frames, 256 points) 0.060 px
+    mean, 0.49 px p99, 99.98%."""
     d, agree = bf16_deviation
     assert d.mean() <= 0.1 and torch.quantile(d, 0.99) <= 1.0 and agree >= 0.99, (
         float(d.mean()), float(torch.quantile(d, 0.99)), float(agree))
