@@ -468,7 +468,8 @@ for R in "384 512" "768 1024"; do
     $PY train/select_checkpoint.py --config train/configs/ship_small_n.json --num-videos 12 --photo-dir "$PHOTOS" \
         $MORE_PHOTOS_ARG --resolution $R "$W" --out "$RES/resolution-photoval-at$tag.json"
 done
-$PY train/ship_gate.py gate --new "$W" --old "$W" --min-lead-se 2 --across-resolutions --out $RES/gate-resolution-768x1024.json \
+$PY train/ship_gate.py gate --new "$W" --old "$W" --min-lead-se 2 --across-resolutions \
+    --out $RES/gate-resolution-768x1024.json \
     --new-scores $RES/resolution-{val192x256,val384x512,photoval}-at768x1024.json \
     --old-scores $RES/resolution-{val192x256,val384x512,photoval}-at384x512.json
 # Measured on AD's calibrated file (AE was not shipped): at 768x1024 against 384x512, AJ 59.9 against 63.8 on N's
@@ -484,7 +485,8 @@ done
 # shellcheck disable=SC2086  # MORE_PHOTOS_ARG is an option and its folder
 $PY train/select_checkpoint.py --config train/configs/ship_small_n.json --num-videos 12 --photo-dir "$PHOTOS" \
     $MORE_PHOTOS_ARG --resolution 576 768 "$W" --out "$RES/resolution-photoval-at576x768.json"
-$PY train/ship_gate.py gate --new "$W" --old "$W" --min-lead-se 2 --across-resolutions --out $RES/gate-resolution-576x768.json \
+$PY train/ship_gate.py gate --new "$W" --old "$W" --min-lead-se 2 --across-resolutions \
+    --out $RES/gate-resolution-576x768.json \
     --new-scores $RES/resolution-{val192x256,val384x512,photoval}-at576x768.json \
     --old-scores $RES/resolution-{val192x256,val384x512,photoval}-at384x512.json
 # Measured: at 576x768 against 384x512, AJ 64.4 against 63.8 on N's clips, 61.9 against 58.7 on P's and 62.6 against
