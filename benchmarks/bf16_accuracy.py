@@ -44,7 +44,7 @@ import torch
 
 from benchmarks._common import RESULTS_DIR, cpu_name, git_commit, write_results
 from cotracker_fast import precision
-from cotracker_fast.models.registry import SHIPPED_WEIGHTS
+from cotracker_fast.models.registry import SHIPPED_MODEL, SHIPPED_WEIGHTS, get_config
 
 VARIANTS = ("bf16", "bf16-encoder-fp32", "bf16-transformer-fp32", "bf16-torch-ops", "fp32-perturbed")
 #: The ``bf16-torch-ops`` variant's backends: the PyTorch implementations of every op.
@@ -229,6 +229,9 @@ def main(argv=None) -> int:
                    "fp32_perturbed_noise_std": args.noise_std},
         "bound": BOUND,
         "shipped_weights_sha256": _sha256(SHIPPED_WEIGHTS) if "shipped" in args.weights else None,
+        # the size the predictor resizes the clip to for the shipped weights (their model's working resolution)
+        "shipped_working_resolution": (list(get_config(SHIPPED_MODEL).model_resolution)
+                                       if "shipped" in args.weights else None),
     }
 
     def save(rows):  # after every row, atomically: an interrupted run keeps what it measured

@@ -191,6 +191,9 @@ def render_bf16_accuracy_block(results_dir: Path = RESULTS_DIR) -> List[str]:
             emulated = " bf16 emulated (it rounds as native bf16 does)."
         if run.get("shipped_weights_sha256"):
             emulated += f" Shipped weights: sha256 `{run['shipped_weights_sha256'][:12]}`."
+        if run.get("shipped_working_resolution"):
+            h, w = run["shipped_working_resolution"]
+            emulated += f" The shipped weights track the clip at their working resolution, {h}x{w}."
         if run.get("complete") is False:
             emulated += " The run was interrupted: only the rows below were measured."
         lines += [

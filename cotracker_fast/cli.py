@@ -301,7 +301,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="compute dtype. auto (default): bf16 on a CPU with native bf16 (AVX512-BF16/AMX/Arm BF16), fp32 "
         "elsewhere. bf16 keeps coordinates, correlation, the transformer's input and output layers and the "
         "visibility logits in fp32. Stated bound against fp32 on the demo clip: 0.1 px mean, 1 px p99, 99%% equal "
-        "visibility flags. On the shipped weights (demo clip, 24 frames at 384x512, 256 points) bf16 tracks differ "
+        "visibility flags. On the shipped weights (demo clip, 24 frames at 384x512 tracked at their 576x768, 256 "
+        "points) bf16 tracks differ "
         "from fp32 by 0.060 px mean, 0.49 px p99, 99.98%% equal flags (benchmarks/bf16_accuracy.py); on harder clips "
         "(occluders, points leaving the frame) more than 1%% of the point-frames move by over 2 px (p99 4.5 px on "
         "validation clips, train/bf16_check.py); pass fp32 for the exact tracks. fp16 needs CUDA.")

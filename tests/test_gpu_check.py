@@ -265,9 +265,11 @@ def test_cpu_block_reports_bf16_accuracy_runs(tmp_path):
     row = {"weights": "shipped", "variant": "bf16", "mean_px": 0.05, "median_px": 0.02, "p99_px": 0.4, "max_px": 1.5,
            "visibility_agreement": 0.995, "within_bound": True}
     run = {"suite": "bf16-accuracy", "cpu": "Test CPU", "threads": 2, "bf16_emulated": True,
+           "shipped_working_resolution": [576, 768],
            "config": {"clip": "demo clip", "frames": 24, "points": 256, "iters": 6, "fp32_perturbed_noise_std": 0.01},
            "bound": {"mean_px": 0.1, "p99_px": 1.0, "visibility_agreement": 0.99}, "results": [row]}
     (tmp_path / "bf16-accuracy-test-cpu-2026-12-02T0700.json").write_text(json.dumps(run))
     text = "\n".join(render_bf16_accuracy_block(tmp_path))
     assert "| shipped | bf16 | 0.050 | 0.020 | 0.400 | 1.50 | 99.50% | yes |" in text
     assert "**Test CPU**" in text and "emulated" in text
+    assert "track the clip at their working resolution, 576x768" in text

@@ -456,18 +456,19 @@ MIN_LEAD_SE=2 photo_stage ship_small_ae train/artifacts/ship_small_ad_step600.sa
 # than 2 standard errors of the paired per-clip lead.
 W=$(sha256sum cotracker_fast/assets/cotracker_fast_small.safetensors | cut -c1-12)
 W=runs/ship_small_$([ "$W" = 48b6af942888 ] && echo ad || echo ae)_calibrated.safetensors
-for R in "384 512" "768 1024"; do
-    tag=${R/ /x}
-    # shellcheck disable=SC2086  # R is two arguments
-    $PY train/select_checkpoint.py --config train/configs/ship_small_n.json --num-videos 20 --resolution $R "$W" \
-        --out "$RES/resolution-val192x256-at$tag.json"
-    # shellcheck disable=SC2086
-    $PY train/select_checkpoint.py --config train/configs/ship_small_p.json --num-videos 10 --resolution $R "$W" \
-        --out "$RES/resolution-val384x512-at$tag.json"
-    # shellcheck disable=SC2086
+resolution_scores() {  # resolution_scores H W: W's scores on the three sets tracked at HxW
+    local sel cfg n set
+    for sel in "n 20 val192x256" "p 10 val384x512"; do
+        read -r cfg n set <<< "$sel"
+        $PY train/select_checkpoint.py --config train/configs/ship_small_$cfg.json --num-videos "$n" \
+            --resolution "$1" "$2" "$W" --out "$RES/resolution-$set-at${1}x${2}.json"
+    done
+    # shellcheck disable=SC2086  # MORE_PHOTOS_ARG is an option and its folder
     $PY train/select_checkpoint.py --config train/configs/ship_small_n.json --num-videos 12 --photo-dir "$PHOTOS" \
-        $MORE_PHOTOS_ARG --resolution $R "$W" --out "$RES/resolution-photoval-at$tag.json"
-done
+        $MORE_PHOTOS_ARG --resolution "$1" "$2" "$W" --out "$RES/resolution-photoval-at${1}x${2}.json"
+}
+resolution_scores 384 512
+resolution_scores 768 1024
 $PY train/ship_gate.py gate --new "$W" --old "$W" --min-lead-se 2 --across-resolutions \
     --out $RES/gate-resolution-768x1024.json \
     --new-scores $RES/resolution-{val192x256,val384x512,photoval}-at768x1024.json \
@@ -477,14 +478,7 @@ $PY train/ship_gate.py gate --new "$W" --old "$W" --min-lead-se 2 --across-resol
 # 384x512 stays the working resolution. Each set took 3.9x as long at 768x1024.
 # A third candidate, added after the two above were measured: 576x768, between the two, on the same clips and with
 # the same gate against 384x512.
-for sel in "n 20 val192x256" "p 10 val384x512"; do
-    read -r cfg n set <<< "$sel"
-    $PY train/select_checkpoint.py --config train/configs/ship_small_$cfg.json --num-videos "$n" --resolution 576 768 \
-        "$W" --out "$RES/resolution-$set-at576x768.json"
-done
-# shellcheck disable=SC2086  # MORE_PHOTOS_ARG is an option and its folder
-$PY train/select_checkpoint.py --config train/configs/ship_small_n.json --num-videos 12 --photo-dir "$PHOTOS" \
-    $MORE_PHOTOS_ARG --resolution 576 768 "$W" --out "$RES/resolution-photoval-at576x768.json"
+resolution_scores 576 768
 $PY train/ship_gate.py gate --new "$W" --old "$W" --min-lead-se 2 --across-resolutions \
     --out $RES/gate-resolution-576x768.json \
     --new-scores $RES/resolution-{val192x256,val384x512,photoval}-at576x768.json \
