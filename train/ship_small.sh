@@ -488,5 +488,4 @@ $PY train/ship_gate.py gate --new "$W" --old "$W" --min-lead-se 2 --across-resol
 # 576x768 is the small model's working resolution (cotracker_fast/models/registry.py). Each set took 2.2x as long.
 # From here on the photo-validation clips are tracked at 576x768 (select_checkpoint tracks them at the model's working
 # resolution), and the shipped AD's saved photo-validation scores were tracked at 384x512; ship_gate refuses such a
-# pair, so the next stage's gate first rescores the shipped file's photo-validation clips at 576x768. (A replay of
-# this script from its start rewrites every score file it gates on, all at the model's current working resolution.)
+# pair, so the next stage's gate first rescores the shipped file's photo-validation clips at 576x768.
