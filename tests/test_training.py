@@ -583,6 +583,14 @@ def test_ship_gate_margin_in_standard_errors_of_the_paired_lead(tmp_path):
     record = gate.gate("new", n, "old", o, across_resolutions=True)
     assert record["ship"] and record["sets"][0]["new"]["resolution"] == [576, 768]
     assert record["sets"][1]["new"]["resolution"] is None
+    # likewise scores refined with different iteration counts (a file without ``iters`` used the official 6)
+    d = json.loads(open(n[1]).read())
+    d["iters"] = 4
+    open(n[1], "w").write(json.dumps(d))
+    with pytest.raises(ValueError, match="4 times and .* 6 times"):
+        gate.gate("new", n, "old", o, across_resolutions=True)
+    record = gate.gate("new", n, "old", o, across_resolutions=True, across_iters=True)
+    assert [s["new"]["iters"] for s in record["sets"]] == [6, 4] and record["sets"][1]["old"]["iters"] == 6
 
 
 def test_bf16_check_measures_the_bf16_path_on_validation_clips(tmp_path):
@@ -684,6 +692,17 @@ def test_photo_validation_scores_candidates_on_other_photographs(tmp_path, monke
     assert sel.main([*base, "--resolution", "64", "96"]) == 0 and seen == [(64, 96)] * 2
     with pytest.raises(SystemExit, match="--resolution must be two multiples of 8"):
         sel.main([*base, "--resolution", "30", "48"])
+    # --iters refines every window that many times, on the config's clips and on the photo clips, and is recorded
+    seen_iters = []
+    monkeypatch.setattr(run_module, "evaluate_sample",
+                        lambda *a, **k: seen_iters.append(k["iters"]) or evaluate(*a, **k))
+    out5, out6 = tmp_path / "iters4.json", tmp_path / "photo_iters4.json"
+    assert sel.main([*base, "--iters", "4", "--out", str(out5)]) == 0
+    assert sel.main([*args, "--iters", "4", "--out", str(out6)]) == 0 and seen_iters == [4] * 4
+    assert json.loads(out5.read_text())["iters"] == 4 and json.loads(out6.read_text())["iters"] == 4
+    assert default["iters"] == 6
+    with pytest.raises(SystemExit, match="--iters must be >= 1"):
+        sel.main([*base, "--iters", "0"])
 
     shutil.copy(train_dir / "t.png", val_dir / "c.png")
     with pytest.raises(ValueError, match="is the training photo 't.png'"):

@@ -18,7 +18,8 @@ working resolution as the held-out sets are) made from DIR's photographs, which 
 set). Static and Lucas-Kanade scores on the same clips are saved for context.
 
 ``--resolution H W`` tracks every clip at that working resolution instead, for choosing the resolution the
-predictors resize to (the model's ``model_resolution``) on validation clips alone.
+predictors resize to (the model's ``model_resolution``) on validation clips alone. ``--iters K`` refines every window
+K times instead of the official 6, for choosing the model's ``inference_iters`` the same way.
 """
 import argparse
 import json
@@ -93,7 +94,7 @@ def _config_scores(cfg: TrainConfig, args) -> list:
         model = CoTracker(cfg.model_config())
         model.load_state_dict(load_weights(path))  # strict: a candidate of another variant fails here
         t0 = time.time()
-        per = validation_clip_scores(model.eval(), cfg, torch.device("cpu"), args.num_videos,
+        per = validation_clip_scores(model.eval(), cfg, torch.device("cpu"), args.num_videos, iters=args.iters,
                                      resolution=args.resolution)
         rows.append(_row(path, per, time.time() - t0))
         _print_row(rows[-1])
@@ -130,7 +131,8 @@ def _photo_scores(cfg: TrainConfig, args) -> tuple:
         model.eval()
         t0 = time.time()
         with torch.no_grad():
-            per = [evaluate_sample(model, s, "synthetic", single_point=False, iters=6, resolution=res, device="cpu")
+            per = [evaluate_sample(model, s, "synthetic", single_point=False, iters=args.iters, resolution=res,
+                                   device="cpu")
                    for s in tqdm(samples, desc=os.path.basename(path), unit="clip")]
         rows.append(_row(path, per, time.time() - t0))
         _print_row(rows[-1])
@@ -163,12 +165,16 @@ def main(argv=None) -> int:
                    help="track every clip at this working resolution in pixels (default: the config's clips at "
                         "their own size, photo clips at the model's working resolution); scores are computed in "
                         "the TAP-Vid 256x256 space, so they compare across resolutions")
+    p.add_argument("--iters", type=int, default=6,
+                   help="refinement iterations per window every candidate tracks with (default: the official 6)")
     p.add_argument("--training-photo-dir", action="append", default=[], metavar="DIR",
                    help="another folder of photographs the candidates trained on (repeatable; with --photo-dir the "
                         "validation photographs must differ from these too, besides the config's photo_dir)")
     args = p.parse_args(argv)
     if args.num_videos < 1:
         raise SystemExit("--num-videos must be >= 1")
+    if args.iters < 1:
+        raise SystemExit(f"--iters must be >= 1 (refinement iterations per window), got {args.iters}")
     if args.resolution is not None:
         if min(args.resolution) < 16 or any(v % 8 for v in args.resolution):
             raise SystemExit(f"--resolution must be two multiples of 8, each >= 16 (H W pixels), got {args.resolution}")
@@ -184,7 +190,8 @@ def main(argv=None) -> int:
     if args.out:
         write_results(args.out, {"config": args.config, "num_videos": args.num_videos, "photo_dir": args.photo_dir,
                                  "resolution": list(args.resolution) if args.resolution else None,
-                                 "validation_seed": VALIDATION_SEED, "candidates": rows, "static": static, **extra,
+                                 "iters": args.iters, "validation_seed": VALIDATION_SEED, "candidates": rows,
+                                 "static": static, **extra,
                                  "best": best["candidate"],
                                  "date": time.strftime("%Y-%m-%d %H:%M:%S"), "torch": torch.__version__})
     return 0

@@ -24,7 +24,10 @@ the i-th old score must come from the same validation set (config, clip count, s
 Each pair must also have been tracked at the same working resolution (a selection file's ``resolution``, else the
 ``model_resolution`` its photo clips were tracked at, else the clips' own size): a score of the new file at one
 resolution says nothing about the old file at another. ``--across-resolutions`` allows the difference, for the one
-decision that compares resolutions (the same weights tracked at two sizes).
+decision that compares resolutions (the same weights tracked at two sizes). In the same way each pair must have
+refined every window the same number of times (a selection file's ``iters``, 6 where it has none: the official
+count every score used before the option existed); ``--across-iters`` allows the difference, for the decision that
+compares iteration counts.
 
 ``--min-lead-se K`` asks more than a higher mean: the new mean must lead by more than K standard errors of the lead,
 the noise of the validation clips themselves. On each set the clips pair up (both files list every clip's average
@@ -103,16 +106,23 @@ def tracked_resolution(d: dict) -> Optional[List[int]]:
     return list(res) if res else None
 
 
-def score_of(spec: str, default: str) -> Tuple[str, str, float, Tuple, Optional[List[float]], Optional[List[int]]]:
-    """``(file, candidate, AJ, validation set, per-clip AJs or None, tracked resolution or None)`` for a score spec
-    ``FILE`` or ``FILE=CANDIDATE`` (``default`` for the former)."""
+def tracked_iters(d: dict) -> int:
+    """The refinement iterations per window a loaded score file tracked with: its ``iters``, else the official 6."""
+    return int(d.get("iters", 6))
+
+
+def score_of(spec: str, default: str) -> Tuple[str, str, float, Tuple, Optional[List[float]], Optional[List[int]],
+                                                int]:
+    """``(file, candidate, AJ, validation set, per-clip AJs or None, tracked resolution or None, iterations)`` for
+    a score spec ``FILE`` or ``FILE=CANDIDATE`` (``default`` for the former)."""
     path, _, cand = spec.partition("=")
     cand = cand or default
     d = _read(path)
     table = candidate_scores(d, path)
     if cand not in table:
         raise ValueError(f"{path} has no score for {cand!r}; it scores {sorted(table)}")
-    return path, cand, table[cand], validation_set(d, path), per_clip_scores(d, cand), tracked_resolution(d)
+    return (path, cand, table[cand], validation_set(d, path), per_clip_scores(d, cand), tracked_resolution(d),
+            tracked_iters(d))
 
 
 def lead_standard_error(pairs: Sequence[Tuple[Sequence[float], Sequence[float]]]) -> float:
@@ -148,13 +158,14 @@ def pick(paths: Sequence[str], candidates: Optional[Sequence[str]] = None) -> Tu
 
 
 def gate(new: str, new_scores: Sequence[str], old: str, old_scores: Sequence[str], min_lead_se: float = 0.0,
-         across_resolutions: bool = False) -> dict:
+         across_resolutions: bool = False, across_iters: bool = False) -> dict:
     """Compare ``new`` with ``old`` over paired validation sets; the record of the decision.
 
     ``new_scores[i]`` and ``old_scores[i]`` must score the same validation set. ``ship`` is true only if the new
     mean AJ is strictly higher, and with ``min_lead_se > 0`` only if it leads by more than ``min_lead_se`` standard
     errors of the lead (:func:`lead_standard_error`; every score must then carry per-clip scores). Paired scores
-    tracked at different working resolutions (:func:`tracked_resolution`) are refused unless ``across_resolutions``.
+    tracked at different working resolutions (:func:`tracked_resolution`) are refused unless ``across_resolutions``,
+    and those tracked with different iteration counts (:func:`tracked_iters`) unless ``across_iters``.
     """
     if not new_scores or len(new_scores) != len(old_scores):
         raise ValueError(f"new_scores and old_scores: give the same number of files (>= 1), got "
@@ -163,8 +174,8 @@ def gate(new: str, new_scores: Sequence[str], old: str, old_scores: Sequence[str
         raise ValueError(f"min_lead_se must be >= 0, got {min_lead_se}")
     sets, pairs = [], []
     for n_spec, o_spec in zip(new_scores, old_scores):
-        n_file, n_cand, n_aj, n_set, n_clips, n_res = score_of(n_spec, new)
-        o_file, o_cand, o_aj, o_set, o_clips, o_res = score_of(o_spec, old)
+        n_file, n_cand, n_aj, n_set, n_clips, n_res, n_it = score_of(n_spec, new)
+        o_file, o_cand, o_aj, o_set, o_clips, o_res, o_it = score_of(o_spec, old)
         if n_set != o_set:
             raise ValueError(f"{n_file} and {o_file} score different validation sets "
                              f"({dict(zip(ALL_SET_KEYS, n_set))} against {dict(zip(ALL_SET_KEYS, o_set))})")
@@ -172,6 +183,9 @@ def gate(new: str, new_scores: Sequence[str], old: str, old_scores: Sequence[str
             raise ValueError(f"{n_file} tracked its clips at {n_res or 'their own size'} and {o_file} at "
                              f"{o_res or 'their own size'}: rescore both at one working resolution (or pass "
                              "--across-resolutions to compare resolutions)")
+        if n_it != o_it and not across_iters:
+            raise ValueError(f"{n_file} refined every window {n_it} times and {o_file} {o_it} times: rescore both "
+                             "with one count (or pass --across-iters to compare iteration counts)")
         if min_lead_se > 0:
             for f, c, clips in ((n_file, n_cand, n_clips), (o_file, o_cand, o_clips)):
                 if clips is None:
@@ -182,8 +196,10 @@ def gate(new: str, new_scores: Sequence[str], old: str, old_scores: Sequence[str
                                      f"{n_set[1]} (>= 2)")
             pairs.append((n_clips, o_clips))
         sets.append({**dict(zip(ALL_SET_KEYS, n_set)),
-                     "new": {"file": n_file, "candidate": n_cand, "average_jaccard": n_aj, "resolution": n_res},
-                     "old": {"file": o_file, "candidate": o_cand, "average_jaccard": o_aj, "resolution": o_res}})
+                     "new": {"file": n_file, "candidate": n_cand, "average_jaccard": n_aj, "resolution": n_res,
+                             "iters": n_it},
+                     "old": {"file": o_file, "candidate": o_cand, "average_jaccard": o_aj, "resolution": o_res,
+                             "iters": o_it}})
     new_mean = sum(s["new"]["average_jaccard"] for s in sets) / len(sets)
     old_mean = sum(s["old"]["average_jaccard"] for s in sets) / len(sets)
     record = {"new": new, "old": old, "sets": sets, "new_mean": new_mean, "old_mean": old_mean}
@@ -218,6 +234,8 @@ def main(argv: Optional[List[str]] = None) -> int:
                          "lead (default 0: any strictly higher mean; see above)")
     pg.add_argument("--across-resolutions", action="store_true",
                     help="allow paired scores tracked at different working resolutions (see above)")
+    pg.add_argument("--across-iters", action="store_true",
+                    help="allow paired scores tracked with different refinement iteration counts (see above)")
     pg.add_argument("--ship-to", help="copy --new here when it wins (default: decide and report only)")
     pg.add_argument("--out", help="save the decision as JSON")
     args = p.parse_args(argv)
@@ -229,7 +247,7 @@ def main(argv: Optional[List[str]] = None) -> int:
             print(best)
             return 0
         record = gate(args.new, args.new_scores, args.old, args.old_scores, args.min_lead_se,
-                      args.across_resolutions)
+                      args.across_resolutions, args.across_iters)
     except (OSError, ValueError, KeyError) as e:
         print(f"ship_gate: {e}", file=sys.stderr)
         return 2
