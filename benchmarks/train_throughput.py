@@ -13,7 +13,10 @@ Recipes:
   faster on small feature maps), started from a fresh initialisation here (the weights do not change the speed);
 * ``shipped``: ``train/configs/ship_small_f_rawflow.json``, the clips and model of the shipped weights' last stages
   (F, and G, which differs only in its start, schedule and bf16 autocast: 12 frames of 96x128, 128 tracks, the
-  raw-flow small model), also from a fresh initialisation.
+  raw-flow small model), also from a fresh initialisation;
+* ``current`` and ``current_large``: the recipe of the latest stages (``train/configs/ship_small_ae.json``: 12 frames,
+  128 tracks, 8 refinement iterations per window), on its 192x256 clips and on its 384x512 clips (each drawn for half
+  of the steps), from a fresh initialisation.
 
 Each case builds the model, renders ``warmup + steps`` clips first (the data time is reported separately: in
 training a worker process renders them), runs ``warmup`` untimed steps (oneDNN primitive creation), then times
@@ -44,6 +47,9 @@ BEFORE_MODEL = {"hidden_size": 256, "num_heads": 8, "time_depth": 3, "space_dept
                 "model_resolution": [96, 128]}
 
 
+RECIPES = ("before", "after", "shipped", "current", "current_large")
+
+
 def recipe(name: str) -> TrainConfig:
     """The :class:`TrainConfig` of a named recipe (see the module docstring)."""
     if name == "before":
@@ -55,7 +61,15 @@ def recipe(name: str) -> TrainConfig:
     if name == "shipped":
         return TrainConfig.from_json(os.path.join(ROOT, "train", "configs", "ship_small_f_rawflow.json"),
                                      num_workers=0, init_weights=None)
-    raise ValueError(f"recipe must be 'before', 'after' or 'shipped', got {name!r}")
+    if name in ("current", "current_large"):
+        cfg = TrainConfig.from_json(os.path.join(ROOT, "train", "configs", "ship_small_ae.json"), num_workers=0,
+                                    init_weights=None)
+        if name == "current":
+            return cfg
+        large = cfg.size_mix[0]  # the recipe's other clip size, drawn for half of its steps
+        return TrainConfig(**{**cfg.__dict__, "size_hw": tuple(large["size_hw"]), "size_mix": [],
+                              "augment_overrides": large["augment_overrides"]})
+    raise ValueError(f"recipe must be one of {RECIPES}, got {name!r}")
 
 
 def cpu_flags() -> List[str]:
@@ -109,7 +123,7 @@ def measure(cfg: TrainConfig, amp: str, warmup: int, steps: int) -> Dict[str, An
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--recipe", nargs="+", default=["before", "after"], choices=["before", "after", "shipped"])
+    p.add_argument("--recipe", nargs="+", default=["before", "after"], choices=list(RECIPES))
     p.add_argument("--steps", type=int, default=4, help="timed fp32 steps per recipe")
     p.add_argument("--bf16-steps", type=int, default=1, help="timed bf16 steps per recipe (0: skip bf16)")
     p.add_argument("--warmup", type=int, default=1, help="untimed fp32 steps first")

@@ -217,3 +217,21 @@ def test_cpu_bf16_linear_leaves_compiled_graphs_to_inductor():
     # the two round the hidden activations differently (once in the fused epilogue, twice unfused): measured max
     # difference 0.0039 on outputs up to 0.6, about one bf16 ulp at that size
     torch.testing.assert_close(compiled.float(), eager.float(), atol=8e-3, rtol=0)
+
+
+def test_training_bf16_runs_float32_on_a_cpu_without_native_bf16(monkeypatch):
+    """``TrainConfig.amp="bf16"`` autocasts to bf16 on a CPU with native bf16 and runs float32 (with the predictors'
+    warning) on one without, where emulated bf16 is far slower; ``"none"`` never autocasts."""
+    from cotracker_fast.training.trainer import TrainConfig, _autocast
+
+    cpu = torch.device("cpu")
+    monkeypatch.setattr(precision, "cpu_has_native_bf16", lambda: True)
+    with _autocast(TrainConfig(amp="bf16"), cpu):
+        assert torch.is_autocast_enabled("cpu") and torch.get_autocast_dtype("cpu") == torch.bfloat16
+    with _autocast(TrainConfig(amp="none"), cpu):
+        assert not torch.is_autocast_enabled("cpu")
+    monkeypatch.setattr(precision, "cpu_has_native_bf16", lambda: False)
+    monkeypatch.setattr(precision, "_WARNED_EMULATED", False)
+    with pytest.warns(UserWarning, match="no native bf16"):
+        with _autocast(TrainConfig(amp="bf16"), cpu):
+            assert not torch.is_autocast_enabled("cpu")

@@ -37,6 +37,7 @@ from ..io import atomic_output
 from ..models.config import CoTrackerConfig
 from ..models.cotracker import CoTracker
 from ..models.registry import MODEL_CONFIGS
+from ..precision import resolve_dtype
 from .data import StepSampler, build_dataset, check_training_photos, photo_files
 from .losses import LossConfig, total_loss, window_losses
 
@@ -70,7 +71,9 @@ class TrainConfig:
         batch_size: clips per process and step.
         num_steps: optimiser steps of the whole run (the schedule's length).
         lr / weight_decay / grad_clip / train_iters: the official 5e-4, 1e-5, 10 and 4.
-        amp: ``"auto"`` (bf16 autocast on CUDA, none on CPU), ``"bf16"`` or ``"none"``.
+        amp: ``"auto"`` (bf16 autocast on CUDA, none on CPU), ``"bf16"`` or ``"none"``. On a CPU without native
+            bf16 arithmetic ``"bf16"`` runs float32 with a warning, as the predictors do
+            (:func:`cotracker_fast.precision.resolve_dtype`): emulated bf16 is there up to a hundred times slower.
         compile: ``torch.compile`` the UpdateFormer.
         save_every / keep_every / log_every / eval_every: in steps (0 disables).
         eval_videos: validation clips scored every ``eval_every`` steps (:func:`validate`: the training clips'
@@ -248,7 +251,7 @@ def build_optimizer(model: torch.nn.Module, cfg: TrainConfig):
 
 def _autocast(cfg: TrainConfig, device: torch.device):
     mode = cfg.amp if cfg.amp != "auto" else ("bf16" if device.type == "cuda" else "none")
-    if mode == "none":
+    if mode == "none" or resolve_dtype(torch.bfloat16, device) != torch.bfloat16:
         return contextlib.nullcontext()
     return torch.autocast(device.type, dtype=torch.bfloat16)
 
