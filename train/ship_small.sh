@@ -527,3 +527,29 @@ $PY train/ship_gate.py gate --new "$W" --old "$W" --min-lead-se 2 --across-iters
 # the validation photographs; mean 62.58 against 62.97), so the small model tracks with the official 6. The 6-iteration
 # scores rescored on an AMD EPYC (avx2) match those of the working-resolution rule, measured on the Intel Xeon, to the
 # last digit on every clip.
+
+# Stage AF: AE's recipe with the clips enlarged 1 to 3 times before the crop instead of 0.8 to 2 (scale_range; a
+# 192x256 crop of a clip enlarged 3 times is a patch of what the model sees when it tracks a 192x256 video at 576x768),
+# on the 192x256 clips only (a 384x512 step costs 5 times a 192x256 one in float32: 30.8 s against 6.0 s on the AMD
+# EPYC, avx2, benchmarks/results/train-throughput-amd-epyc-family-25-model-1-2026-12-05.json), from AE's last step,
+# data seed 25, 400 steps, lr 5e-5, float32 (that CPU has no native bf16). The rule, fixed before AF ended: its last
+# step, calibrated as every stage's, tracks the three sets of the working-resolution rule at 576x768 with 6 iterations
+# and is gated against the shipped AD's scores on them (the iteration rule's 6-iteration files) with --min-lead-se 2.
+$PY train/train.py --config train/configs/ship_small_af.json
+$PY train/export_weights.py runs/ship_small_af/last.pt train/artifacts/ship_small_af_step400.safetensors
+$PY train/calibrate_visibility.py train/artifacts/ship_small_af_step400.safetensors \
+    runs/ship_small_af_calibrated.safetensors --config train/configs/ship_small_j.json --num-videos 40 \
+    --biases 0 2 3 4 5 --out $RES/calibrate-ship_small_af.json
+W=runs/ship_small_af_calibrated.safetensors
+for sel in "n 20 val192x256" "p 10 val384x512"; do
+    read -r cfg n set <<< "$sel"
+    $PY train/select_checkpoint.py --config train/configs/ship_small_$cfg.json --num-videos "$n" \
+        --resolution 576 768 "$W" --out "$RES/select-ship_small_af-calibrated-$set-at576x768.json"
+done
+# shellcheck disable=SC2086  # MORE_PHOTOS_ARG is an option and its folder
+$PY train/select_checkpoint.py --config train/configs/ship_small_n.json --num-videos 12 --photo-dir "$PHOTOS" \
+    $MORE_PHOTOS_ARG --resolution 576 768 "$W" --out "$RES/select-ship_small_af-calibrated-photoval-at576x768.json"
+$PY train/ship_gate.py gate --new "$W" --min-lead-se 2 \
+    --new-scores $RES/select-ship_small_af-calibrated-{val192x256,val384x512,photoval}-at576x768.json \
+    --old cotracker_fast/assets/cotracker_fast_small.safetensors \
+    --old-scores $RES/iters-{val192x256,val384x512,photoval}-at576x768-k6.json --out $RES/gate-ship_small_af.json

@@ -73,7 +73,7 @@ class TrainConfig:
         lr / weight_decay / grad_clip / train_iters: the official 5e-4, 1e-5, 10 and 4.
         amp: ``"auto"`` (bf16 autocast on CUDA, none on CPU), ``"bf16"`` or ``"none"``. On a CPU without native
             bf16 arithmetic ``"bf16"`` runs float32 with a warning, as the predictors do
-            (:func:`cotracker_fast.precision.resolve_dtype`): emulated bf16 is there up to a hundred times slower.
+            (:func:`cotracker_fast.precision.resolve_dtype`): emulated bf16 runs far slower than float32 there.
         compile: ``torch.compile`` the UpdateFormer.
         save_every / keep_every / log_every / eval_every: in steps (0 disables).
         eval_videos: validation clips scored every ``eval_every`` steps (:func:`validate`: the training clips'
