@@ -19,7 +19,7 @@ set). Static and Lucas-Kanade scores on the same clips are saved for context.
 
 ``--resolution H W`` tracks every clip at that working resolution instead, for choosing the resolution the
 predictors resize to (the model's ``model_resolution``) on validation clips alone. ``--iters K`` refines every window
-K times instead of the official 6, for choosing the model's ``inference_iters`` the same way.
+K times instead of the official 6, for choosing the count the predictors run the same way.
 """
 import argparse
 import json
