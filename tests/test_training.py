@@ -719,3 +719,29 @@ def test_photo_validation_scores_candidates_on_other_photographs(tmp_path, monke
     shutil.copy(ASSET_DIR / PHOTO_NAME, val_dir / "d.jpg")
     with pytest.raises(ValueError, match=f"is the evaluation photograph '{PHOTO_NAME}'"):
         sel.main(args)
+
+
+def test_augment_scales_reports_drawn_and_kept_scales(tmp_path):
+    """train/augment_scales.py renders a config's clips and reports the frame-0 scale of every augmentation drawn and
+    of the clips kept; a larger track pool keeps more of the large scales; the augmentation is restored afterwards."""
+    from cotracker_fast.data.augment import Augmentations
+
+    tool = _script_module("augment_scales")
+    spatial = Augmentations.spatial_params
+    cfg = {**TINY, "size_hw": [48, 64], "augment": True, "num_points": 16,
+           "synthetic_overrides": {"num_objects": [1, 1]},
+           "augment_overrides": {"scale_range": [2.5, 3.0], "scale_clip": [0.2, 3.2], "pad_range": [0, 2],
+                                 "crop_offset": 2, "crop_margin": 2, "eraser_size": [2, 8], "replace_size": [2, 8]}}
+    path = tmp_path / "cfg.json"
+    path.write_text(json.dumps(cfg))
+    small, large = tmp_path / "pool1.json", tmp_path / "pool16.json"
+    assert tool.main([str(path), "--items", "6", "--pool-factor", "1", "--out", str(small)]) == 0
+    assert tool.main([str(path), "--items", "6", "--pool-factor", "16", "--out", str(large)]) == 0
+    assert Augmentations.spatial_params is spatial
+    a, b = json.loads(small.read_text()), json.loads(large.read_text())
+    assert a["pool_factor"] == 1 and b["pool_factor"] == 16 and a["scale_range"] == [2.5, 3.0]
+    for r in (a, b):
+        assert r["renders"] >= r["items"] - r["failed_items"] and 2.4 <= r["drawn_scale"]["mean"] <= 3.1
+    assert b["failed_items"] == 0 and b["renders"] < a["renders"]  # the larger pool redraws less
+    with pytest.raises(SystemExit, match="--items"):
+        tool.main([str(path), "--items", "0"])

@@ -535,6 +535,12 @@ $PY train/ship_gate.py gate --new "$W" --old "$W" --min-lead-se 2 --across-iters
 # data seed 25, 400 steps, lr 5e-5, float32 (that CPU has no native bf16). The rule, fixed before AF ended: its last
 # step, calibrated as every stage's, tracks the three sets of the working-resolution rule at 576x768 with 6 iterations
 # and is gated against the shipped AD's scores on them (the iteration rule's 6-iteration files) with --min-lead-se 2.
+# The first run stopped after 165 steps: a clip had too few tracks in its crop after 8 renders. A crop of a clip
+# enlarged s times holds about 1/s^2 of its tracks, so with the default pool of 2 tracks rendered per kept track the large
+# scales were mostly redrawn: over AF's first 40 clips the scale drawn averaged 1.97 and the scale kept 1.52 (AE's
+# recipe: 1.44 drawn, 1.33 kept). With pool_factor 12 every clip keeps its first draw (2.01 and 2.01;
+# benchmarks/results/augment-scales-ship_small_{ae,af}-pool*.json), so AF runs again from its start with pool_factor
+# 12; the rest of its recipe and its rule are unchanged.
 $PY train/train.py --config train/configs/ship_small_af.json
 $PY train/export_weights.py runs/ship_small_af/last.pt train/artifacts/ship_small_af_step400.safetensors
 $PY train/calibrate_visibility.py train/artifacts/ship_small_af_step400.safetensors \

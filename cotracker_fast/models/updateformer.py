@@ -1,6 +1,7 @@
 """UpdateFormer: alternating time and space (group) attention over the tokens of all tracks of a window."""
 from __future__ import annotations
 
+import functools
 from typing import Optional
 
 import torch
@@ -45,9 +46,17 @@ def _cpu_bf16_inference(x: Tensor, layer: nn.Linear) -> bool:
         and x.dtype in low
         and layer.weight.dtype in low
         and not (torch.is_grad_enabled() and any(t.requires_grad for t in (x, layer.weight, layer.bias)))
-        and torch.backends.mkldnn.is_available()
-        and hasattr(torch.ops.mkldnn, "_linear_pointwise")
+        and _onednn_has_bf16()
     )
+
+
+@functools.lru_cache(maxsize=None)
+def _onednn_has_bf16() -> bool:
+    """Whether oneDNN can build bf16 primitives on this CPU (it needs AVX-512 on x86; on an AVX2-only CPU creating
+    the fused linear fails, and autocast's own emulated path runs instead)."""
+    mkldnn = torch.ops.mkldnn
+    return (torch.backends.mkldnn.is_available() and hasattr(mkldnn, "_linear_pointwise")
+            and (not hasattr(mkldnn, "_is_mkldnn_bf16_supported") or bool(mkldnn._is_mkldnn_bf16_supported())))
 
 
 def linear(layer: nn.Linear, x: Tensor, gelu_tanh: bool = False) -> Tensor:

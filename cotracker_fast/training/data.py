@@ -121,7 +121,7 @@ def _synthetic_dataset(cfg: TrainConfig, seed: int, mix_index: Optional[int], au
     textures = SyntheticConfig.textures + (("photo",) if photos else ())
     scfg = SyntheticConfig(**{**cfg.synthetic_overrides, "num_frames": cfg.num_frames, "size_hw": size,
                               "num_points": cfg.num_points, "textures": textures, "photo_paths": photos})
-    return SyntheticTracks(length=2**62, seed=seed, config=scfg, augment=aug)
+    return SyntheticTracks(length=2**62, seed=seed, config=scfg, augment=aug, pool_factor=cfg.pool_factor)
 
 
 class StepSampler(Sampler):

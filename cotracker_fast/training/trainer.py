@@ -66,6 +66,11 @@ class TrainConfig:
         synthetic_overrides: :class:`~cotracker_fast.data.synthetic.SyntheticConfig` fields changed from its
             defaults for ``data="synthetic"`` (e.g. ``camera_motion_probability``, ``object_travel``); the clip
             length, size, point count and textures always come from this config.
+        pool_factor: with ``data="synthetic"`` and ``augment``, each clip is rendered with ``pool_factor *
+            num_points`` tracks and ``num_points`` of those visible after the augmentation are kept; a clip with too
+            few is rendered and augmented again (up to 8 times, then an error). A crop of a clip enlarged ``s`` times
+            holds about ``1 / s^2`` of its tracks, so a ``scale_range`` reaching far above 1 needs a larger pool, or
+            the large scales are mostly redrawn and the clips seen are enlarged less than the range says.
         photo_dir: a folder of photographs (``.jpg``/``.png``) that synthetic layers may be textured with, besides
             the procedural textures (None: procedural only).
         batch_size: clips per process and step.
@@ -101,6 +106,7 @@ class TrainConfig:
     augment: bool = True
     augment_overrides: Dict[str, Any] = field(default_factory=dict)
     synthetic_overrides: Dict[str, Any] = field(default_factory=dict)
+    pool_factor: int = 2
     photo_dir: Optional[str] = None
     batch_size: int = 1
     num_workers: int = 2
@@ -147,7 +153,7 @@ class TrainConfig:
             raise ValueError(f"optimizer must be 'adamw' or 'sgd', got {self.optimizer!r}")
         if self.amp not in ("auto", "bf16", "none"):
             raise ValueError(f"amp must be 'auto', 'bf16' or 'none' (fp16 would need loss scaling), got {self.amp!r}")
-        for name in ("batch_size", "num_steps", "train_iters", "num_frames", "num_points"):
+        for name in ("batch_size", "num_steps", "train_iters", "num_frames", "num_points", "pool_factor"):
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         self.model_config()  # validates the overrides
