@@ -538,9 +538,9 @@ $PY train/ship_gate.py gate --new "$W" --old "$W" --min-lead-se 2 --across-iters
 # The first run stopped after 165 steps: a clip had too few tracks in its crop after 8 renders. A crop of a clip
 # enlarged s times holds about 1/s^2 of its tracks, so with the default pool of 2 tracks rendered per kept track the
 # large scales were often redrawn: AF's first 40 clips took 77 renders, the scale drawn averaged 1.97 and the scale
-# kept 1.52 (AE's recipe: 53 renders, 1.44 drawn, 1.33 kept). With pool_factor 12 every clip keeps its first draw (2.01 and 2.01;
-# benchmarks/results/augment-scales-ship_small_{ae,af}-pool*.json), so AF runs again from its start with pool_factor
-# 12; the rest of its recipe and its rule are unchanged.
+# kept 1.52 (AE's recipe: 53 renders, 1.44 drawn, 1.33 kept). With pool_factor 12 every clip keeps its first draw
+# (40 renders, 2.01 drawn and kept; benchmarks/results/augment-scales-ship_small_{ae,af}-pool*.json), so AF runs
+# again from its start with pool_factor 12; the rest of its recipe and its rule are unchanged.
 $PY train/train.py --config train/configs/ship_small_af.json
 $PY train/export_weights.py runs/ship_small_af/last.pt train/artifacts/ship_small_af_step400.safetensors
 $PY train/calibrate_visibility.py train/artifacts/ship_small_af_step400.safetensors \
