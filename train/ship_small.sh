@@ -559,3 +559,27 @@ $PY train/ship_gate.py gate --new "$W" --min-lead-se 2 \
     --new-scores $RES/select-ship_small_af-calibrated-{val192x256,val384x512,photoval}-at576x768.json \
     --old cotracker_fast/assets/cotracker_fast_small.safetensors \
     --old-scores $RES/iters-{val192x256,val384x512,photoval}-at576x768-k6.json --out $RES/gate-ship_small_af.json
+# AF with a 200-step schedule (train/configs/ship_small_af_200steps.json: AF's recipe, pool_factor 12, 200 steps), run
+# first because it fits the session that found the pool problem; the 400-step AF above stays declared. Its rule is
+# AF's: its last step, calibrated, at 576x768 on the three sets, gated against the shipped AD with --min-lead-se 2.
+$PY train/train.py --config train/configs/ship_small_af_200steps.json
+$PY train/export_weights.py runs/ship_small_af_200steps/last.pt \
+    train/artifacts/ship_small_af_200steps_step200.safetensors
+$PY train/calibrate_visibility.py train/artifacts/ship_small_af_200steps_step200.safetensors \
+    runs/ship_small_af_200steps_calibrated.safetensors --config train/configs/ship_small_j.json --num-videos 40 \
+    --biases 0 2 3 4 5 --out $RES/calibrate-ship_small_af_200steps.json
+W=runs/ship_small_af_200steps_calibrated.safetensors
+for sel in "n 20 val192x256" "p 10 val384x512"; do
+    read -r cfg n set <<< "$sel"
+    $PY train/select_checkpoint.py --config train/configs/ship_small_$cfg.json --num-videos "$n" \
+        --resolution 576 768 "$W" --out "$RES/select-ship_small_af_200steps-calibrated-$set-at576x768.json"
+done
+# shellcheck disable=SC2086  # MORE_PHOTOS_ARG is an option and its folder
+$PY train/select_checkpoint.py --config train/configs/ship_small_n.json --num-videos 12 --photo-dir "$PHOTOS" \
+    $MORE_PHOTOS_ARG --resolution 576 768 "$W" \
+    --out "$RES/select-ship_small_af_200steps-calibrated-photoval-at576x768.json"
+$PY train/ship_gate.py gate --new "$W" --min-lead-se 2 \
+    --new-scores $RES/select-ship_small_af_200steps-calibrated-{val192x256,val384x512,photoval}-at576x768.json \
+    --old cotracker_fast/assets/cotracker_fast_small.safetensors \
+    --old-scores $RES/iters-{val192x256,val384x512,photoval}-at576x768-k6.json \
+    --out $RES/gate-ship_small_af_200steps.json
