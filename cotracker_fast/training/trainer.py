@@ -70,7 +70,7 @@ class TrainConfig:
             num_points`` tracks and ``num_points`` of those visible after the augmentation are kept; a clip with too
             few is rendered and augmented again (up to 8 times, then an error). A crop of a clip enlarged ``s`` times
             holds about ``1 / s^2`` of its tracks, so a ``scale_range`` reaching far above 1 needs a larger pool, or
-            the large scales are mostly redrawn and the clips seen are enlarged less than the range says.
+            the large scales are often redrawn and the clips seen are enlarged less than the range says.
         photo_dir: a folder of photographs (``.jpg``/``.png``) that synthetic layers may be textured with, besides
             the procedural textures (None: procedural only).
         batch_size: clips per process and step.
