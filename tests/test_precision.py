@@ -132,7 +132,7 @@ def test_cpu_bf16_mlp_runs_fused_only_for_inference():
         ref = mlp(x)
         with torch.autocast("cpu", dtype=torch.bfloat16):
             if not U._cpu_bf16_inference(x, mlp.fc1):
-                pytest.skip("this PyTorch build has no oneDNN fused linear")
+                pytest.skip("oneDNN cannot build its fused bf16 linear (not in this build, or this CPU lacks bf16)")
             fused = mlp(x)
             unfused = mlp.fc2(F.gelu(mlp.fc1(x), approximate="tanh"))
     assert fused.dtype == torch.bfloat16
@@ -181,7 +181,7 @@ def test_cpu_bf16_linear_matches_autocast(shape):
         exact = F.linear(x.bfloat16().double(), layer.weight.bfloat16().double(), layer.bias.bfloat16().double())
         with torch.autocast("cpu", dtype=torch.bfloat16):
             if not U._cpu_bf16_inference(x, layer):
-                pytest.skip("this PyTorch build has no oneDNN fused linear")
+                pytest.skip("oneDNN cannot build its fused bf16 linear (not in this build, or this CPU lacks bf16)")
             ours = U.linear(layer, x)
             theirs = layer(x)
         assert torch.equal(U.linear(layer, x), layer(x))  # no autocast: the module itself
