@@ -541,45 +541,28 @@ $PY train/ship_gate.py gate --new "$W" --old "$W" --min-lead-se 2 --across-iters
 # kept 1.52 (AE's recipe: 53 renders, 1.44 drawn, 1.33 kept). With pool_factor 12 every clip keeps its first draw
 # (40 renders, 2.01 drawn and kept; benchmarks/results/augment-scales-ship_small_{ae,af}-pool*.json), so AF runs
 # again from its start with pool_factor 12; the rest of its recipe and its rule are unchanged.
+at576_stage() {  # at576_stage NAME STEPS: NAME's last step exported, calibrated, scored at 576x768 and gated
+    local name=$1 w=runs/$1_calibrated.safetensors sel cfg n set
+    $PY train/export_weights.py "runs/$name/last.pt" "train/artifacts/${name}_step$2.safetensors"
+    $PY train/calibrate_visibility.py "train/artifacts/${name}_step$2.safetensors" "$w" \
+        --config train/configs/ship_small_j.json --num-videos 40 --biases 0 2 3 4 5 --out "$RES/calibrate-$name.json"
+    for sel in "n 20 val192x256" "p 10 val384x512"; do
+        read -r cfg n set <<< "$sel"
+        $PY train/select_checkpoint.py --config train/configs/ship_small_$cfg.json --num-videos "$n" \
+            --resolution 576 768 "$w" --out "$RES/select-$name-calibrated-$set-at576x768.json"
+    done
+    # shellcheck disable=SC2086  # MORE_PHOTOS_ARG is an option and its folder
+    $PY train/select_checkpoint.py --config train/configs/ship_small_n.json --num-videos 12 --photo-dir "$PHOTOS" \
+        $MORE_PHOTOS_ARG --resolution 576 768 "$w" --out "$RES/select-$name-calibrated-photoval-at576x768.json"
+    $PY train/ship_gate.py gate --new "$w" --min-lead-se 2 \
+        --new-scores "$RES/select-$name-calibrated-"{val192x256,val384x512,photoval}-at576x768.json \
+        --old cotracker_fast/assets/cotracker_fast_small.safetensors \
+        --old-scores "$RES/iters-"{val192x256,val384x512,photoval}-at576x768-k6.json --out "$RES/gate-$name.json"
+}
 $PY train/train.py --config train/configs/ship_small_af.json
-$PY train/export_weights.py runs/ship_small_af/last.pt train/artifacts/ship_small_af_step400.safetensors
-$PY train/calibrate_visibility.py train/artifacts/ship_small_af_step400.safetensors \
-    runs/ship_small_af_calibrated.safetensors --config train/configs/ship_small_j.json --num-videos 40 \
-    --biases 0 2 3 4 5 --out $RES/calibrate-ship_small_af.json
-W=runs/ship_small_af_calibrated.safetensors
-for sel in "n 20 val192x256" "p 10 val384x512"; do
-    read -r cfg n set <<< "$sel"
-    $PY train/select_checkpoint.py --config train/configs/ship_small_$cfg.json --num-videos "$n" \
-        --resolution 576 768 "$W" --out "$RES/select-ship_small_af-calibrated-$set-at576x768.json"
-done
-# shellcheck disable=SC2086  # MORE_PHOTOS_ARG is an option and its folder
-$PY train/select_checkpoint.py --config train/configs/ship_small_n.json --num-videos 12 --photo-dir "$PHOTOS" \
-    $MORE_PHOTOS_ARG --resolution 576 768 "$W" --out "$RES/select-ship_small_af-calibrated-photoval-at576x768.json"
-$PY train/ship_gate.py gate --new "$W" --min-lead-se 2 \
-    --new-scores $RES/select-ship_small_af-calibrated-{val192x256,val384x512,photoval}-at576x768.json \
-    --old cotracker_fast/assets/cotracker_fast_small.safetensors \
-    --old-scores $RES/iters-{val192x256,val384x512,photoval}-at576x768-k6.json --out $RES/gate-ship_small_af.json
+at576_stage ship_small_af 400
 # AF with a 200-step schedule (train/configs/ship_small_af_200steps.json: AF's recipe, pool_factor 12, 200 steps), run
 # first because it fits the session that found the pool problem; the 400-step AF above stays declared. Its rule is
 # AF's: its last step, calibrated, at 576x768 on the three sets, gated against the shipped AD with --min-lead-se 2.
 $PY train/train.py --config train/configs/ship_small_af_200steps.json
-$PY train/export_weights.py runs/ship_small_af_200steps/last.pt \
-    train/artifacts/ship_small_af_200steps_step200.safetensors
-$PY train/calibrate_visibility.py train/artifacts/ship_small_af_200steps_step200.safetensors \
-    runs/ship_small_af_200steps_calibrated.safetensors --config train/configs/ship_small_j.json --num-videos 40 \
-    --biases 0 2 3 4 5 --out $RES/calibrate-ship_small_af_200steps.json
-W=runs/ship_small_af_200steps_calibrated.safetensors
-for sel in "n 20 val192x256" "p 10 val384x512"; do
-    read -r cfg n set <<< "$sel"
-    $PY train/select_checkpoint.py --config train/configs/ship_small_$cfg.json --num-videos "$n" \
-        --resolution 576 768 "$W" --out "$RES/select-ship_small_af_200steps-calibrated-$set-at576x768.json"
-done
-# shellcheck disable=SC2086  # MORE_PHOTOS_ARG is an option and its folder
-$PY train/select_checkpoint.py --config train/configs/ship_small_n.json --num-videos 12 --photo-dir "$PHOTOS" \
-    $MORE_PHOTOS_ARG --resolution 576 768 "$W" \
-    --out "$RES/select-ship_small_af_200steps-calibrated-photoval-at576x768.json"
-$PY train/ship_gate.py gate --new "$W" --min-lead-se 2 \
-    --new-scores $RES/select-ship_small_af_200steps-calibrated-{val192x256,val384x512,photoval}-at576x768.json \
-    --old cotracker_fast/assets/cotracker_fast_small.safetensors \
-    --old-scores $RES/iters-{val192x256,val384x512,photoval}-at576x768-k6.json \
-    --out $RES/gate-ship_small_af_200steps.json
+at576_stage ship_small_af_200steps 200
