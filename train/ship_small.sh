@@ -561,8 +561,13 @@ at576_stage() {  # at576_stage NAME STEPS: NAME's last step exported, calibrated
 }
 $PY train/train.py --config train/configs/ship_small_af.json
 at576_stage ship_small_af 400
+# Measured (AMD EPYC, Zen 3, fp32, 39.1 min): calibrated b = 3; at 576x768 AJ 64.2 on N's first 20 clips (AD 64.4),
+# 61.4 on P's first 10 (AD 61.9), 61.7 on the 12 validation photographs (AD 62.6): mean 62.42 against AD's 62.97, so
+# AF does not ship and AD stays shipped.
 # AF with a 200-step schedule (train/configs/ship_small_af_200steps.json: AF's recipe, pool_factor 12, 200 steps), run
 # first because it fits the session that found the pool problem; the 400-step AF above stays declared. Its rule is
 # AF's: its last step, calibrated, at 576x768 on the three sets, gated against the shipped AD with --min-lead-se 2.
 $PY train/train.py --config train/configs/ship_small_af_200steps.json
 at576_stage ship_small_af_200steps 200
+# Measured (21.8 min): calibrated b = 3; AJ 64.0 (N), 61.4 (P), 62.0 (photographs), mean 62.47 against AD's 62.97:
+# not shipped.
