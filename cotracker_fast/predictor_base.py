@@ -320,6 +320,8 @@ class PredictorBase(nn.Module):
         if isinstance(iters, bool) or not isinstance(iters, int) or iters < 1:
             raise ValueError(f"iters must be an int >= 1 (refinement iterations per window), got {iters!r}")
         self.iters = iters
+        #: every op asked for its reference implementation: the encoder then keeps the official layout on a CPU
+        self.reference_ops = ops.requests_reference(backend)
         self.model, self.model_name = build_model(
             checkpoint, model_name, backend, offline=offline, v2=v2, window_len=window_len, online=online
         )
@@ -344,10 +346,13 @@ class PredictorBase(nn.Module):
         return resolve_dtype(self.dtype, self.device)
 
     def autocast(self):
-        """The autocast region of a model call. In bf16 on a CPU the feature CNN's weights are kept channels-last
-        (the layout of oneDNN's fast bf16 convolutions; the values are unchanged)."""
+        """The autocast region of a model call. On a CPU the feature CNN's weights are kept channels-last (the
+        layout of oneDNN's fast convolutions; the values are unchanged), so the encoder runs in that layout: in bf16
+        always, in float32 unless every op was asked for its reference (``backend="reference"``), whose tracks keep
+        the official arithmetic to the bit. Channels-last float32 differs from it by rounding only (the instance
+        norm's sums are taken in another order, :func:`~cotracker_fast.models.encoder.norm_act`)."""
         dtype = self.compute_dtype
-        if dtype == torch.bfloat16 and self.device.type == "cpu":
+        if self.device.type == "cpu" and (dtype == torch.bfloat16 or not self.reference_ops):
             w = self.model.fnet.conv1.weight
             if not w.is_contiguous(memory_format=torch.channels_last):
                 self.model.fnet.to(memory_format=torch.channels_last)

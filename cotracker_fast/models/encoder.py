@@ -16,14 +16,17 @@ from torch import Tensor
 def norm_act(norm: nn.InstanceNorm2d, x: Tensor, relu: bool = True) -> Tensor:
     """``relu(norm(x))`` (``norm(x)`` when ``relu`` is False) for a parameter-free instance norm.
 
-    bf16 activations in channels-last storage on a CPU (the predictors' bf16 path) go through ``F.group_norm`` with
-    one group per channel, outside autocast: the same normalisation, computed by a channels-last kernel that
-    accumulates its statistics in float32 and writes bf16 in the input's layout. ``nn.InstanceNorm2d`` under
-    autocast copies the tensor to the contiguous layout around a batch norm and returns it there, so the next
-    convolution copies it back: together about 3x the time (measured 60-70 ms against 21 ms on a
-    (8, 64, 192, 256) map, 2 threads). Every other input goes through the module itself (the official arithmetic).
+    Activations in channels-last storage on a CPU (float32 or bf16: the predictors' CPU fast path keeps the encoder's
+    weights channels-last, so every convolution writes that layout) go through ``F.group_norm`` with one group per
+    channel, outside autocast: the same normalisation, computed by a channels-last kernel that accumulates its
+    statistics in float32 and writes the input's dtype in the input's layout. ``nn.InstanceNorm2d`` copies such a
+    tensor to the contiguous layout around a batch norm and returns it there, so the next convolution copies it back:
+    together about 3x the time (measured 60-70 ms against 21 ms on a bf16 (8, 64, 192, 256) map, 2 threads). Every
+    other input (contiguous, or on another device) goes through the module itself: the official arithmetic, to the
+    bit. The two differ by float32 rounding only (the sums are taken in another order).
     """
-    if x.dtype == torch.bfloat16 and x.device.type == "cpu" and x.is_contiguous(memory_format=torch.channels_last):
+    if (x.device.type == "cpu" and x.dtype in (torch.float32, torch.bfloat16) and not x.is_contiguous()
+            and x.is_contiguous(memory_format=torch.channels_last)):
         with torch.autocast("cpu", enabled=False):
             y = F.group_norm(x, x.shape[1], eps=norm.eps)
     else:

@@ -15,6 +15,7 @@ from .backend import (
     BackendUnavailableError,
     available_backends,
     register_backend,
+    requests_reference,
     resolve,
 )
 from . import _cpu_ext
@@ -39,6 +40,7 @@ __all__ = [
     "resolve",
     "register_backend",
     "available_backends",
+    "requests_reference",
     "BackendSpec",
     "BackendUnavailableError",
 ]

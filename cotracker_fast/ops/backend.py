@@ -114,6 +114,13 @@ def _requested(op: str, backend: BackendSpec) -> Optional[str]:
     return None if backend in (None, "", "auto") else backend
 
 
+def requests_reference(backend: BackendSpec) -> bool:
+    """Whether ``backend`` (with the environment, as :func:`resolve` reads it) names ``reference`` for every op: the
+    official arithmetic throughout, which the predictors then keep for the encoder's memory layout as well (its
+    channels-last CPU form differs from the official one by float32 rounding)."""
+    return all(_requested(op, backend) == "reference" for op in _REGISTRY)
+
+
 def resolve(op: str, backend: BackendSpec, device: torch.device, dtype: torch.dtype) -> tuple:
     """Return ``(name, fn)`` of the implementation of ``op`` to run on tensors of ``device`` / ``dtype``."""
     entry = _REGISTRY[op]
