@@ -19,10 +19,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import datetime
-import os
-import platform
-import re
 import sys
 import time
 from typing import Any, Callable, Dict, List
@@ -30,8 +26,8 @@ from typing import Any, Callable, Dict, List
 import torch
 import torch.nn.functional as F
 
-from benchmarks._common import RESULTS_DIR, cpu_name, git_commit, write_results
-from benchmarks.train_throughput import cpu_flags
+from benchmarks._common import write_results
+from benchmarks.train_throughput import cpu_run_info, default_result_path
 
 
 def _times(fn: Callable[[], Any], repeats: int) -> List[float]:
@@ -93,16 +89,8 @@ def main(argv=None) -> int:
     print(f"predictor: official {min(res['official_s']):.2f} s, channels-last {min(res['channels_last_s']):.2f} s "
           f"({speed:.2f}x); tracks differ by {float(diff.mean()):.2g} px mean, {float(diff.max()):.2g} px max")
 
-    cpu = cpu_name()
-    result = {
-        "suite": "encoder_layout_cpu", "date": datetime.datetime.now().isoformat(timespec="seconds"),
-        "machine": {"cpu": cpu, "cores": os.cpu_count(), "cpu_flags": cpu_flags(), "threads": torch.get_num_threads(),
-                    "python": platform.python_version(), "torch": torch.__version__,
-                    "cpu_capability": torch.backends.cpu.get_cpu_capability()},
-        **git_commit(), "dtype": "float32", "cases": cases,
-    }
-    slug = re.sub(r"[^a-z0-9]+", "-", cpu.lower()).strip("-")[:40]
-    out = args.out or os.path.join(RESULTS_DIR, f"encoder-layout-{slug}-{datetime.date.today().isoformat()}.json")
+    result = {"suite": "encoder_layout_cpu", **cpu_run_info(), "dtype": "float32", "cases": cases}
+    out = args.out or default_result_path("encoder-layout")
     write_results(out, result)
     print(f"-> {out}")
     return 0

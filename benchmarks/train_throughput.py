@@ -85,6 +85,24 @@ def cpu_flags() -> List[str]:
     return [f for f in ("avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile") if f in have]
 
 
+def cpu_run_info() -> Dict[str, Any]:
+    """``date``, ``machine`` (CPU, cores, the flags of :func:`cpu_flags`, threads, versions) and the commit fields of
+    a CPU result file."""
+    return {
+        "date": datetime.datetime.now().isoformat(timespec="seconds"),
+        "machine": {"cpu": cpu_name(), "cores": os.cpu_count(), "cpu_flags": cpu_flags(),
+                    "threads": torch.get_num_threads(), "python": platform.python_version(),
+                    "torch": torch.__version__, "cpu_capability": torch.backends.cpu.get_cpu_capability()},
+        **git_commit(),
+    }
+
+
+def default_result_path(prefix: str) -> str:
+    """``benchmarks/results/<prefix>-<cpu>-<date>.json``."""
+    slug = re.sub(r"[^a-z0-9]+", "-", cpu_name().lower()).strip("-")[:40]
+    return os.path.join(RESULTS_DIR, f"{prefix}-{slug}-{datetime.date.today().isoformat()}.json")
+
+
 def measure(cfg: TrainConfig, amp: str, warmup: int, steps: int) -> Dict[str, Any]:
     """Time ``steps`` training steps of ``cfg`` with ``amp`` ("none" or "bf16") after ``warmup`` untimed ones."""
     cfg = TrainConfig(**{**cfg.__dict__, "amp": amp})
@@ -143,16 +161,8 @@ def main(argv=None) -> int:
             print(f"{name:6s} amp={amp:4s}: {r['step_s_median']:7.2f} s/step  {r['clips_per_s']:.3f} clips/s  "
                   f"{r['point_frames_per_s']:8.0f} point-frames/s  (data {r['data_s_per_clip']:.2f} s/clip)",
                   flush=True)
-    cpu = cpu_name()
-    result = {
-        "suite": "train_throughput", "date": datetime.datetime.now().isoformat(timespec="seconds"),
-        "machine": {"cpu": cpu, "cores": os.cpu_count(), "cpu_flags": cpu_flags(), "threads": torch.get_num_threads(),
-                    "python": platform.python_version(), "torch": torch.__version__,
-                    "cpu_capability": torch.backends.cpu.get_cpu_capability()},
-        **git_commit(), "cases": cases,
-    }
-    slug = re.sub(r"[^a-z0-9]+", "-", cpu.lower()).strip("-")[:40]
-    out = args.out or os.path.join(RESULTS_DIR, f"train-throughput-{slug}-{datetime.date.today().isoformat()}.json")
+    result = {"suite": "train_throughput", **cpu_run_info(), "cases": cases}
+    out = args.out or default_result_path("train-throughput")
     write_results(out, result)
     print(f"-> {out}")
     return 0
