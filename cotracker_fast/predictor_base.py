@@ -350,12 +350,12 @@ class PredictorBase(nn.Module):
         layout of oneDNN's fast convolutions; the values are unchanged), so the encoder runs in that layout: in bf16
         always, in float32 unless every op was asked for its reference (``backend="reference"``), whose tracks keep
         the official arithmetic to the bit. Channels-last float32 differs from it by rounding only (the instance
-        norm's sums are taken in another order, :func:`~cotracker_fast.models.encoder.norm_act`)."""
+        norm's sums are taken in another order, :func:`~cotracker_fast.models.encoder.norm_act`). Anywhere else the
+        weights are put back in the official contiguous layout."""
         dtype = self.compute_dtype
-        if self.device.type == "cpu" and (dtype == torch.bfloat16 or not self.reference_ops):
-            w = self.model.fnet.conv1.weight
-            if not w.is_contiguous(memory_format=torch.channels_last):
-                self.model.fnet.to(memory_format=torch.channels_last)
+        channels_last = self.device.type == "cpu" and (dtype == torch.bfloat16 or not self.reference_ops)
+        if self.model.fnet.conv1.weight.is_contiguous(memory_format=torch.channels_last) != channels_last:
+            self.model.fnet.to(memory_format=torch.channels_last if channels_last else torch.contiguous_format)
         return autocast_context(self.device, dtype)
 
     def to_working(self, queries: Tensor, hw: Tuple[int, int]) -> Tensor:

@@ -150,9 +150,21 @@ def test_float32_cpu_fast_path_runs_the_encoder_channels_last():
     assert torch.equal(vis, ref_vis)
 
 
-def test_reference_backend_keeps_the_official_encoder_layout():
+def test_reference_backend_keeps_the_official_encoder_layout(make_predictor, monkeypatch):
     assert ops.requests_reference("reference")
     assert not ops.requests_reference(None) and not ops.requests_reference({"corr_sample": "reference"})
+    p = make_predictor(backend="reference")
+    ref, ref_vis = p(_video(), QUERIES)
+    assert p.model.fnet.conv2.weight.is_contiguous()
+    # a bf16 call puts the encoder channels-last; the next float32 call puts it back and gives the same tracks
+    monkeypatch.setattr(precision, "cpu_has_native_bf16", lambda: True)
+    p.dtype = torch.bfloat16
+    p(_video(), QUERIES)
+    assert p.model.fnet.conv2.weight.is_contiguous(memory_format=torch.channels_last)
+    p.dtype = torch.float32
+    got, vis = p(_video(), QUERIES)
+    assert p.model.fnet.conv2.weight.is_contiguous()
+    assert torch.equal(got, ref) and torch.equal(vis, ref_vis)
 
 
 def test_cpu_bf16_mlp_runs_fused_only_for_inference():
