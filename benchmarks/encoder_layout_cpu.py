@@ -26,8 +26,7 @@ from typing import Any, Callable, Dict, List
 import torch
 import torch.nn.functional as F
 
-from benchmarks._common import write_results
-from benchmarks.train_throughput import cpu_run_info, default_result_path
+from benchmarks.train_throughput import default_result_path, write_cpu_result
 
 
 def _times(fn: Callable[[], Any], repeats: int) -> List[float]:
@@ -68,10 +67,11 @@ def main(argv=None) -> int:
     with torch.no_grad():
         t_off = _times(lambda: enc(x), args.repeats)
         t_cl = _times(lambda: enc_cl(x), args.repeats)
-        d = (enc(x) - enc_cl(x)).abs()
+        y = enc(x)
+        d = (y - enc_cl(x)).abs()
     cases.append({"case": "encoder", "frames": 8, "size_hw": list(official.interp_shape),
                   "official_s": t_off, "channels_last_s": t_cl, "speedup": min(t_off) / min(t_cl),
-                  "feature_max_abs_diff": float(d.max()), "feature_rms": float(enc(x).square().mean().sqrt())})
+                  "feature_max_abs_diff": float(d.max()), "feature_rms": float(y.square().mean().sqrt())})
     print(f"encoder: official {min(t_off):.2f} s, channels-last {min(t_cl):.2f} s ({min(t_off) / min(t_cl):.2f}x)")
 
     video, queries = textured_clip()
@@ -89,10 +89,7 @@ def main(argv=None) -> int:
     print(f"predictor: official {min(res['official_s']):.2f} s, channels-last {min(res['channels_last_s']):.2f} s "
           f"({speed:.2f}x); tracks differ by {float(diff.mean()):.2g} px mean, {float(diff.max()):.2g} px max")
 
-    result = {"suite": "encoder_layout_cpu", **cpu_run_info(), "dtype": "float32", "cases": cases}
-    out = args.out or default_result_path("encoder-layout")
-    write_results(out, result)
-    print(f"-> {out}")
+    write_cpu_result("encoder_layout_cpu", cases, args.out or default_result_path("encoder-layout"), dtype="float32")
     return 0
 
 

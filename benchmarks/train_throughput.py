@@ -97,6 +97,14 @@ def cpu_run_info() -> Dict[str, Any]:
     }
 
 
+def write_cpu_result(suite: str, cases: List[Dict[str, Any]], out: str, **fields: Any) -> str:
+    """Write ``{"suite", date, machine, commit, **fields, "cases"}`` (:func:`cpu_run_info`) atomically to ``out``,
+    say where, and return ``out``."""
+    write_results(out, {"suite": suite, **cpu_run_info(), **fields, "cases": cases})
+    print(f"-> {out}")
+    return out
+
+
 def default_result_path(prefix: str) -> str:
     """``benchmarks/results/<prefix>-<cpu>-<date>.json``."""
     slug = re.sub(r"[^a-z0-9]+", "-", cpu_name().lower()).strip("-")[:40]
@@ -161,10 +169,7 @@ def main(argv=None) -> int:
             print(f"{name:6s} amp={amp:4s}: {r['step_s_median']:7.2f} s/step  {r['clips_per_s']:.3f} clips/s  "
                   f"{r['point_frames_per_s']:8.0f} point-frames/s  (data {r['data_s_per_clip']:.2f} s/clip)",
                   flush=True)
-    result = {"suite": "train_throughput", **cpu_run_info(), "cases": cases}
-    out = args.out or default_result_path("train-throughput")
-    write_results(out, result)
-    print(f"-> {out}")
+    write_cpu_result("train_throughput", cases, args.out or default_result_path("train-throughput"))
     return 0
 
 
