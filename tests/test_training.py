@@ -745,3 +745,44 @@ def test_augment_scales_reports_drawn_and_kept_scales(tmp_path):
     assert b["failed_items"] == 0 and b["renders"] < a["renders"]  # the larger pool redraws less
     with pytest.raises(SystemExit, match="--items"):
         tool.main([str(path), "--items", "0"])
+
+
+def test_precision_probe_measures_still_motion_and_errors_by_frame_gap(tmp_path):
+    """train/precision_probe.py: a model whose update head is zero does not move a still video's points; errors are
+    grouped by frames since the query and counted against the thresholds; the script writes its JSON."""
+    import numpy as np
+    from safetensors.torch import save_file
+
+    from cotracker_fast.evaluation.datasets import read_photo_clips
+    from cotracker_fast.models.registry import get_config
+
+    probe = _script_module("precision_probe")
+    val_dir = tmp_path / "val"
+    val_dir.mkdir()
+    photos = [_photo(val_dir / "a.png", 1), _photo(val_dir / "b.png", 2)]
+    torch.manual_seed(0)
+    model = CoTracker(get_config("cotracker_fast_small")).eval()
+    with torch.no_grad():
+        model.updateformer.flow_head.weight[:2].zero_()
+        model.updateformer.flow_head.bias[:2].zero_()
+    img = (np.random.default_rng(0).random((32, 48, 3)) * 255).astype(np.uint8)
+    moved = probe.still_video_motion(model, img, 8, (64, 96))
+    assert moved.shape == (8, 64) and np.all(moved < 1e-4)
+
+    sample = next(iter(read_photo_clips(photos, 1, num_frames=8, size_hw=(32, 48), seed=3)))
+    exact = probe.summarise(probe.errors_by_gap(sample, sample.tracks.copy()))
+    off = probe.summarise(probe.errors_by_gap(sample, sample.tracks + np.float32([3.0, 4.0])))  # 5 px everywhere
+    assert exact["all"]["count"] == off["all"]["count"] > 0 and exact["8-16"]["count"] == 0  # 8 frames: no gap 8+
+    assert exact["all"]["median_px"] == 0.0 and abs(off["all"]["median_px"] - 5.0) < 1e-5
+    assert off["all"]["within_px_%"]["4"] == 0.0 and off["all"]["within_px_%"]["8"] == 100.0
+    assert exact["8-16"]["median_px"] is None
+
+    weights, out = str(tmp_path / "w.safetensors"), tmp_path / "probe.json"
+    save_file(model.state_dict(), weights)
+    assert probe.main([weights, "--photo-dir", str(val_dir), "--num-videos", "1", "--size", "32", "48",
+                       "--num-frames", "8", "--resolution", "64", "96", "--out", str(out)]) == 0
+    res = json.loads(out.read_text())
+    assert set(res["still"]["per_photo"]) == {"a.png", "b.png"} and res["still"]["query_frame_median_px"] < 1e-4
+    assert res["by_frame_gap"]["model"]["all"]["count"] == res["by_frame_gap"]["lucas_kanade"]["all"]["count"] > 0
+    with pytest.raises(SystemExit, match="--num-videos must be >= 1"):
+        probe.main([weights, "--photo-dir", str(val_dir), "--num-videos", "0"])

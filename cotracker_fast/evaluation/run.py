@@ -36,7 +36,7 @@ def query_mode_of(dataset: str) -> str:
 
 
 @torch.no_grad()
-def evaluate_sample(
+def predict_sample(
     model,
     sample: EvalSample,
     dataset: str,
@@ -46,12 +46,16 @@ def evaluate_sample(
     batch_size: int = 16,
     resolution: Tuple[int, int] = (384, 512),
     device="cpu",
-) -> Dict[str, float]:
-    """Track the sample's queries with a protocol and score them with the dataset's metrics.
+) -> Tuple[np.ndarray, np.ndarray]:
+    """Track the sample's queries with a protocol; the predictions :func:`evaluate_sample` scores.
 
     The video is resized to ``resolution`` (bilinear, as the official evaluator), queries scaled by
     ``resolution / (H, W)``, tracks scaled back. Predicted visibility: probability > 0.9. CoTracker3 models follow
     their own protocol (:mod:`.protocols_v3`: ``vis * conf > 0.6``; ``batch_size`` unused).
+
+    Returns:
+        ``(tracks, visible)``: ``(T, N, 2) float32`` ``(x, y)`` in pixels of the sample's frames and ``(T, N) bool``,
+        one column per query.
     """
     video = torch.from_numpy(np.ascontiguousarray(sample.video)).to(device).permute(0, 3, 1, 2).float()
     T, _, H, W = video.shape
@@ -65,7 +69,7 @@ def evaluate_sample(
             model, video[None], queries, single_point=single_point, backward=query_mode_of(dataset) == "strided",
             iters=iters, resolution=tuple(resolution),
         )
-        return score_sample(sample, dataset, tracks.cpu().numpy(), (score > V3_EVAL_THRESHOLD).cpu().numpy())
+        return tracks.cpu().numpy(), (score > V3_EVAL_THRESHOLD).cpu().numpy()
     rh, rw = resolution
     resized = F.interpolate(video, (rh, rw), mode="bilinear", align_corners=False)[None]
     qf = torch.as_tensor(sample.query_frames, dtype=torch.long)
@@ -78,7 +82,25 @@ def evaluate_sample(
     )
     tracks[..., 0] *= W / float(rw)
     tracks[..., 1] *= H / float(rh)
-    return score_sample(sample, dataset, tracks.cpu().numpy(), (vis > VISIBILITY_THRESHOLD).cpu().numpy())
+    return tracks.cpu().numpy(), (vis > VISIBILITY_THRESHOLD).cpu().numpy()
+
+
+def evaluate_sample(
+    model,
+    sample: EvalSample,
+    dataset: str,
+    *,
+    single_point: bool = True,
+    iters: int = 6,
+    batch_size: int = 16,
+    resolution: Tuple[int, int] = (384, 512),
+    device="cpu",
+) -> Dict[str, float]:
+    """Track the sample's queries with a protocol (:func:`predict_sample`) and score them with the dataset's
+    metrics (:func:`score_sample`)."""
+    tracks, visible = predict_sample(model, sample, dataset, single_point=single_point, iters=iters,
+                                     batch_size=batch_size, resolution=resolution, device=device)
+    return score_sample(sample, dataset, tracks, visible)
 
 
 def score_sample(sample: EvalSample, dataset: str, pred: np.ndarray, pred_vis: np.ndarray) -> Dict[str, float]:
