@@ -320,8 +320,12 @@ class PredictorBase(nn.Module):
         if isinstance(iters, bool) or not isinstance(iters, int) or iters < 1:
             raise ValueError(f"iters must be an int >= 1 (refinement iterations per window), got {iters!r}")
         self.iters = iters
-        #: every op asked for its reference implementation: the encoder then keeps the official layout on a CPU
-        self.reference_ops = ops.requests_reference(backend)
+        #: the ops backend the model was built with; with the environment it decides, at each call, whether every op
+        #: is the reference (the encoder then keeps the official layout on a CPU, :meth:`autocast`)
+        self.backend = backend
+        #: None: follow :attr:`backend` and the environment at each call; True / False: treat every op as the
+        #: reference or not, whatever they say (the encoder's layout only; the ops themselves follow the backend)
+        self.reference_ops: Optional[bool] = None
         self.model, self.model_name = build_model(
             checkpoint, model_name, backend, offline=offline, v2=v2, window_len=window_len, online=online
         )
@@ -353,7 +357,8 @@ class PredictorBase(nn.Module):
         norm's sums are taken in another order, :func:`~cotracker_fast.models.encoder.norm_act`). Anywhere else the
         weights are put back in the official contiguous layout."""
         dtype = self.compute_dtype
-        channels_last = self.device.type == "cpu" and (dtype == torch.bfloat16 or not self.reference_ops)
+        reference = ops.requests_reference(self.backend) if self.reference_ops is None else self.reference_ops
+        channels_last = self.device.type == "cpu" and (dtype == torch.bfloat16 or not reference)
         if self.model.fnet.conv1.weight.is_contiguous(memory_format=torch.channels_last) != channels_last:
             self.model.fnet.to(memory_format=torch.channels_last if channels_last else torch.contiguous_format)
         return autocast_context(self.device, dtype)

@@ -167,6 +167,24 @@ def test_reference_backend_keeps_the_official_encoder_layout(make_predictor, mon
     assert torch.equal(got, ref) and torch.equal(vis, ref_vis)
 
 
+def test_encoder_layout_follows_the_backend_environment_at_each_call(make_predictor, monkeypatch):
+    """A predictor built with the automatic backend reads the environment at each call: with every op set to the
+    reference there (after construction), the next float32 call keeps the official layout and gives the tracks of a
+    predictor built with ``backend="reference"``; without it, the layout is channels-last again."""
+    monkeypatch.delenv("COTRACKER_FAST_BACKEND", raising=False)
+    auto, ref = make_predictor(), make_predictor(backend="reference")
+    auto(_video(), QUERIES)
+    assert auto.model.fnet.conv2.weight.is_contiguous(memory_format=torch.channels_last)
+    monkeypatch.setenv("COTRACKER_FAST_BACKEND", "reference")
+    got, vis = auto(_video(), QUERIES)
+    assert auto.model.fnet.conv2.weight.is_contiguous()
+    want, want_vis = ref(_video(), QUERIES)
+    assert torch.equal(got, want) and torch.equal(vis, want_vis)
+    monkeypatch.delenv("COTRACKER_FAST_BACKEND")
+    auto(_video(), QUERIES)
+    assert auto.model.fnet.conv2.weight.is_contiguous(memory_format=torch.channels_last)
+
+
 def test_cpu_bf16_mlp_runs_fused_only_for_inference():
     """Under CPU bf16 autocast without autograd, each of the MLP's matmuls is one oneDNN call (fc1 with its GELU in
     the epilogue): one bf16 rounding of the hidden activations instead of two, so the error against float32 is no
