@@ -766,8 +766,8 @@ def test_precision_probe_measures_still_motion_and_errors_by_frame_gap(tmp_path)
         model.updateformer.flow_head.weight[:2].zero_()
         model.updateformer.flow_head.bias[:2].zero_()
     img = (np.random.default_rng(0).random((32, 48, 3)) * 255).astype(np.uint8)
-    moved = probe.still_video_motion(model, img, 8, (64, 96))
-    assert moved.shape == (8, 64) and np.all(moved < 1e-4)
+    moved = probe.still_video_motion(model, img, 8, (64, 96), iters=(1, 3))
+    assert set(moved) == {1, 3} and all(d.shape == (8, 64) and np.all(d < 1e-4) for d in moved.values())
 
     sample = next(iter(read_photo_clips(photos, 1, num_frames=8, size_hw=(32, 48), seed=3)))
     exact = probe.summarise(probe.errors_by_gap(sample, sample.tracks.copy()))
@@ -780,9 +780,11 @@ def test_precision_probe_measures_still_motion_and_errors_by_frame_gap(tmp_path)
     weights, out = str(tmp_path / "w.safetensors"), tmp_path / "probe.json"
     save_file(model.state_dict(), weights)
     assert probe.main([weights, "--photo-dir", str(val_dir), "--num-videos", "1", "--size", "32", "48",
-                       "--num-frames", "8", "--resolution", "64", "96", "--out", str(out)]) == 0
+                       "--num-frames", "8", "--resolution", "64", "96", "--still-iters", "1", "2",
+                       "--out", str(out)]) == 0
     res = json.loads(out.read_text())
-    assert set(res["still"]["per_photo"]) == {"a.png", "b.png"} and res["still"]["query_frame_median_px"] < 1e-4
+    assert set(res["still"]["per_photo"]) == {"a.png", "b.png"} and set(res["still"]["by_iters"]) == {"1", "2"}
+    assert res["still"]["by_iters"]["2"]["query_frame_median_px"] < 1e-4
     assert res["by_frame_gap"]["model"]["all"]["count"] == res["by_frame_gap"]["lucas_kanade"]["all"]["count"] > 0
-    with pytest.raises(SystemExit, match="--num-videos must be >= 1"):
+    with pytest.raises(SystemExit, match="--num-videos and --still-iters must be >= 1"):
         probe.main([weights, "--photo-dir", str(val_dir), "--num-videos", "0"])

@@ -5,7 +5,8 @@ Two measurements, both on photographs that neither train nor measure the shipped
 
 * **still**: each photograph as a still video (``--still-frames`` copies of it, resized to ``--size``), 64 points
   on an 8x8 grid queried at frame 0 and tracked at the working resolution. The true track is the query itself, so
-  every pixel a point moves is error: at the query frame, and at the last frame.
+  every pixel a point moves is error: at the query frame, and at the last frame, after 1 to 8 refinement iterations
+  per window (``--still-iters``): motion that grows with the iterations is the update's own noise.
 * **by frame gap**: the validation photo clips (the held-out photo clips' look, the validation seed), tracked as the
   validation scores track them, and OpenCV's Lucas-Kanade on the same clips. The median error over visible frames,
   grouped by the number of frames since the query, and the share of those errors within 0.5 to 16 pixels.
@@ -50,25 +51,30 @@ def grid_points(size_hw, n: int = 8, margin: float = 0.125) -> np.ndarray:
 
 
 @torch.no_grad()
-def still_video_motion(model, image: np.ndarray, frames: int, resolution) -> np.ndarray:
-    """How far the model moves grid points of a still video: ``(frames, 64)`` distances in pixels of ``image``.
+def still_video_motion(model, image: np.ndarray, frames: int, resolution, iters=(6,)) -> dict:
+    """How far the model moves grid points of a still video: ``{k: (frames, 64) distances}`` in pixels of ``image``
+    after ``k`` refinement iterations per window, for each ``k`` of ``iters``.
 
     Args:
         model: a v1-architecture :class:`CoTracker` in eval mode.
         image: ``(H, W, 3) uint8``, repeated ``frames`` times.
         resolution: ``(h, w)`` the video is resized to (bilinear, as the evaluation protocol).
+        iters: refinement iteration counts (the features are computed once for all of them).
     """
-    from cotracker_fast.evaluation.protocols import multi_point_tracks
+    from cotracker_fast.evaluation.protocols import encode_video, multi_point_tracks
 
     H, W = image.shape[:2]
     rh, rw = resolution
     video = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).float()[None].expand(frames, -1, -1, -1)
-    video = F.interpolate(video, (rh, rw), mode="bilinear", align_corners=False)
+    video = F.interpolate(video, (rh, rw), mode="bilinear", align_corners=False)[None]
+    fmaps = encode_video(model, video)
     pts = grid_points((H, W))
-    q = torch.from_numpy(np.concatenate([np.zeros((len(pts), 1), np.float32), pts * [rw / W, rh / H]], 1))
-    tracks, _ = multi_point_tracks(model, video[None], q.float(), iters=6)
-    tracks = tracks.numpy() * [W / rw, H / rh]
-    return np.linalg.norm(tracks - pts[None], axis=-1)
+    q = torch.from_numpy(np.concatenate([np.zeros((len(pts), 1), np.float32), pts * [rw / W, rh / H]], 1)).float()
+    out = {}
+    for k in iters:
+        tracks, _ = multi_point_tracks(model, video, q, iters=k, fmaps=fmaps)
+        out[k] = np.linalg.norm(tracks.numpy() * [W / rw, H / rh] - pts[None], axis=-1)
+    return out
 
 
 def errors_by_gap(sample, tracks: np.ndarray) -> dict:
@@ -97,12 +103,14 @@ def main(argv=None) -> int:
     p.add_argument("--size", type=int, nargs=2, default=(256, 320), metavar=("H", "W"))
     p.add_argument("--num-frames", type=int, default=24, help="frames of each validation photo clip")
     p.add_argument("--still-frames", type=int, default=8)
+    p.add_argument("--still-iters", type=int, nargs="+", default=[1, 2, 4, 6, 8],
+                   help="refinement iteration counts of the still-video measurement")
     p.add_argument("--resolution", type=int, nargs=2, default=None, metavar=("H", "W"),
                    help="tracking resolution (default: the model's working resolution)")
     p.add_argument("--out", default=None, help="JSON file for the results (written atomically)")
     args = p.parse_args(argv)
-    if args.num_videos < 1 or args.still_frames < 2 or args.num_frames < 2:
-        raise SystemExit("--num-videos must be >= 1, --still-frames and --num-frames >= 2")
+    if args.num_videos < 1 or args.still_frames < 2 or args.num_frames < 2 or min(args.still_iters) < 1:
+        raise SystemExit("--num-videos and --still-iters must be >= 1, --still-frames and --num-frames >= 2")
 
     from PIL import Image
     from tqdm import tqdm
@@ -122,13 +130,15 @@ def main(argv=None) -> int:
     model.eval()
     t0 = time.time()
 
-    still = {}
+    still = {}  # photo -> iterations -> the median motion at the query frame and at the last frame
     for path in tqdm(photos, desc="still videos", unit="photo"):
         img = np.asarray(Image.open(path).convert("RGB").resize(tuple(args.size[::-1]), Image.BILINEAR))
-        d = still_video_motion(model, img, args.still_frames, res)
-        still[os.path.basename(path)] = {"query_frame_median_px": float(np.median(d[0])),
-                                         "last_frame_median_px": float(np.median(d[-1]))}
-    medians = np.array([[v["query_frame_median_px"], v["last_frame_median_px"]] for v in still.values()])
+        moved = still_video_motion(model, img, args.still_frames, res, tuple(args.still_iters))
+        still[os.path.basename(path)] = {str(k): {"query_frame_median_px": float(np.median(d[0])),
+                                                  "last_frame_median_px": float(np.median(d[-1]))}
+                                         for k, d in moved.items()}
+    still_summary = {str(k): {f"{w}_median_px": float(np.median([v[str(k)][f"{w}_median_px"] for v in still.values()]))
+                              for w in ("query_frame", "last_frame")} for k in args.still_iters}
 
     samples = list(read_photo_clips(photos, args.num_videos, num_frames=args.num_frames, size_hw=tuple(args.size),
                                     seed=VALIDATION_SEED))
@@ -144,16 +154,16 @@ def main(argv=None) -> int:
 
     result = {
         "weights": args.weights, "model_name": args.model_name, "resolution": list(res),
-        "photo_dir": args.photo_dir, "clip": {"num_frames": args.num_frames, "size_hw": list(args.size)}, "validation_seed": VALIDATION_SEED,
-        "still": {"frames": args.still_frames, "per_photo": still,
-                  "query_frame_median_px": float(np.median(medians[:, 0])),
-                  "last_frame_median_px": float(np.median(medians[:, 1]))},
+        "photo_dir": args.photo_dir, "clip": {"num_frames": args.num_frames, "size_hw": list(args.size)},
+        "validation_seed": VALIDATION_SEED,
+        "still": {"frames": args.still_frames, "by_iters": still_summary, "per_photo": still},
         "by_frame_gap": {"num_videos": len(samples), "model": summarise(model_err),
                          "lucas_kanade": summarise(lk_err)},
         "time_s": time.time() - t0, "torch": torch.__version__, "threads": torch.get_num_threads(),
     }
-    print(f"still video: median motion {result['still']['query_frame_median_px']:.2f} px at the query frame, "
-          f"{result['still']['last_frame_median_px']:.2f} px at frame {args.still_frames - 1}")
+    for k, v in still_summary.items():
+        print(f"still video, {k} iterations: median motion {v['query_frame_median_px']:.2f} px at the query frame, "
+              f"{v['last_frame_median_px']:.2f} px at frame {args.still_frames - 1}")
     for name in [*model_err, "all"]:
         m, lk = result["by_frame_gap"]["model"][name], result["by_frame_gap"]["lucas_kanade"][name]
         if not m["count"]:
