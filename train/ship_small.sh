@@ -584,3 +584,17 @@ at576_stage ship_small_af_200steps 200
 # --min-lead-se 2).
 $PY train/train.py --config train/configs/ship_small_ag.json
 at576_stage ship_small_ag 400
+# Measured (AMD EPYC, Zen 3, fp32, 40.4 min with other work beside it for its first 70 steps): calibrated b = 3; at
+# 576x768 AJ 64.0 on N's first 20 clips (AD 64.4), 61.0 on P's first 10 (AD 61.9), 60.9 on the 12 validation
+# photographs (AD 62.6): mean 61.96 against AD's 62.97 (2 standard errors: 0.86), so AG does not ship.
+
+# Stage AH: more refinement iterations in training than the predictors run. train/precision_probe.py shows AD's floor:
+# on a still video of a validation photograph each refinement iteration moves the points a little (median 0.34 px of
+# the 256x320 clip after 1 iteration, 0.69 after 6, 0.78 after 8), and AG's smaller motions left it unchanged (0.68
+# after 6). Training with 4 -> 6 and 6 -> 8 iterations per window gained each time (stages AA and AC); with 12 the
+# update is trained on more windows where the tracks have already arrived, where it should move them no further. AH
+# (train/configs/ship_small_ah.json) is AD's recipe on the 192x256 clips only with 12 iterations per training window,
+# from AD's last step, data seed 27, 200 steps, lr 5e-5, float32. The rule, fixed before AH ran: at576_stage, as AF's
+# and AG's (the predictors keep 6 iterations).
+$PY train/train.py --config train/configs/ship_small_ah.json
+at576_stage ship_small_ah 200
