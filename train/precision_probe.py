@@ -30,7 +30,7 @@ import torch.nn.functional as F
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
-from benchmarks._common import write_results  # noqa: E402
+from benchmarks._common import cpu_name, git_commit, write_results  # noqa: E402
 from cotracker_fast.models.cotracker import CoTracker  # noqa: E402
 from cotracker_fast.models.registry import get_config  # noqa: E402
 from cotracker_fast.training.data import photo_files  # noqa: E402
@@ -159,7 +159,8 @@ def main(argv=None) -> int:
         "still": {"frames": args.still_frames, "by_iters": still_summary, "per_photo": still},
         "by_frame_gap": {"num_videos": len(samples), "model": summarise(model_err),
                          "lucas_kanade": summarise(lk_err)},
-        "time_s": time.time() - t0, "torch": torch.__version__, "threads": torch.get_num_threads(),
+        "time_s": time.time() - t0, "machine": cpu_name(), "torch": torch.__version__,
+        "threads": torch.get_num_threads(), **git_commit(),
     }
     for k, v in still_summary.items():
         print(f"still video, {k} iterations: median motion {v['query_frame_median_px']:.2f} px at the query frame, "
