@@ -598,3 +598,7 @@ at576_stage ship_small_ag 400
 # and AG's (the predictors keep 6 iterations).
 $PY train/train.py --config train/configs/ship_small_ah.json
 at576_stage ship_small_ah 200
+# Measured (AMD EPYC, Zen 3, fp32, 24.8 min, its first 40 steps shared with a test run): calibrated b = 3; at 576x768
+# AJ 63.5 on N's first 20 clips (AD 64.4), 61.3 on P's first 10 (AD 61.9), 61.1 on the 12 validation photographs (AD
+# 62.6): mean 61.96 against AD's 62.97 (2 standard errors: 0.60), so AH does not ship. AF, AG and AH all trained on
+# the 192x256 clips only, where AD's recipe drew half of its clips at 384x512, and all three trail AD.
