@@ -602,3 +602,11 @@ at576_stage ship_small_ah 200
 # AJ 63.5 on N's first 20 clips (AD 64.4), 61.3 on P's first 10 (AD 61.9), 61.1 on the 12 validation photographs (AD
 # 62.6): mean 61.96 against AD's 62.97 (2 standard errors: 0.60), so AH does not ship. AF, AG and AH all trained on
 # the 192x256 clips only, where AD's recipe drew half of its clips at 384x512, and all three trail AD.
+
+# Stage AI: AH's lever with AD's mix of clip sizes. AH (12 refinement iterations per training window) trained on the
+# 192x256 clips only, as AF and AG did, and all three trailed AD by 0.5 to 1.0 AJ, so the lever itself is untested.
+# AI (train/configs/ship_small_ai.json) is AD's recipe (half of the clips at 384x512) with 12 iterations per training
+# window, from AD's last step, data seed 28, 200 steps, lr 5e-5, float32. The rule, fixed before AI ran: at576_stage,
+# as AF's, AG's and AH's (the predictors keep 6 iterations).
+$PY train/train.py --config train/configs/ship_small_ai.json
+at576_stage ship_small_ai 200
