@@ -610,3 +610,7 @@ at576_stage ship_small_ah 200
 # as AF's, AG's and AH's (the predictors keep 6 iterations).
 $PY train/train.py --config train/configs/ship_small_ai.json
 at576_stage ship_small_ai 200
+# Measured (AMD EPYC, Zen 3, fp32, 69.5 min, 20.9 s a step): calibrated b = 3; at 576x768 AJ 63.7 on N's first 20
+# clips (AD 64.4), 61.0 on P's first 10 (AD 61.9), 61.5 on the 12 validation photographs (AD 62.6): mean 62.07 against
+# AD's 62.97 (2 standard errors: 0.60), so AI does not ship. With AD's mix of sizes the 12 iterations trail AD by as
+# much as AH did on the 192x256 clips alone.
