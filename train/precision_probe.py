@@ -65,7 +65,7 @@ def still_video_motion(model, image: np.ndarray, frames: int, resolution, iters=
 
     H, W = image.shape[:2]
     rh, rw = resolution
-    video = torch.from_numpy(np.array(image)).permute(2, 0, 1).float()[None].expand(frames, -1, -1, -1)  # a copy
+    video = torch.from_numpy(np.array(image)).permute(2, 0, 1).float()[None].expand(frames, -1, -1, -1)  # writable copy
     video = F.interpolate(video, (rh, rw), mode="bilinear", align_corners=False)[None]
     fmaps = encode_video(model, video)
     pts = grid_points((H, W))
