@@ -542,9 +542,12 @@ $PY train/ship_gate.py gate --new "$W" --old "$W" --min-lead-se 2 --across-iters
 # (40 renders, 2.01 drawn and kept; benchmarks/results/augment-scales-ship_small_{ae,af}-pool*.json), so AF runs
 # again from its start with pool_factor 12; the rest of its recipe and its rule are unchanged.
 at576_stage() {  # at576_stage NAME STEPS: NAME's last step exported, calibrated, scored at 576x768 and gated
+    $PY train/export_weights.py "runs/$1/last.pt" "train/artifacts/$1_step$2.safetensors"
+    at576_gate "$1" "train/artifacts/$1_step$2.safetensors"
+}
+at576_gate() {  # at576_gate NAME FILE: the uncalibrated FILE calibrated, scored at 576x768 and gated under NAME
     local name=$1 w=runs/$1_calibrated.safetensors sel cfg n set
-    $PY train/export_weights.py "runs/$name/last.pt" "train/artifacts/${name}_step$2.safetensors"
-    $PY train/calibrate_visibility.py "train/artifacts/${name}_step$2.safetensors" "$w" \
+    $PY train/calibrate_visibility.py "$2" "$w" \
         --config train/configs/ship_small_j.json --num-videos 40 --biases 0 2 3 4 5 --out "$RES/calibrate-$name.json"
     for sel in "n 20 val192x256" "p 10 val384x512"; do
         read -r cfg n set <<< "$sel"
@@ -614,3 +617,17 @@ at576_stage ship_small_ai 200
 # clips (AD 64.4), 61.0 on P's first 10 (AD 61.9), 61.5 on the 12 validation photographs (AD 62.6): mean 62.07 against
 # AD's 62.97 (2 standard errors: 0.60), so AI does not ship. With AD's mix of sizes the 12 iterations trail AD by as
 # much as AH did on the 192x256 clips alone.
+
+# Stage AJ: a soup of AD's fine-tunes. Every stage since AD started from AD (AF from AE's last step, AE from AD's) and
+# trailed it or came level, each by a different change of recipe. Fine-tunes of one start lie in one basin, and their
+# uniform average cancels much of the noise each run adds to the start ("model soups"; within one run the averages of
+# stages N, S, U, X and Z did this). AJ is the uniform average of the uncalibrated fp16 files of AD's step 600, AE's
+# step 600, AF's step 400, AF's 200-step run, AG's step 400, AH's step 200 and AI's step 200; no training. The rule,
+# fixed before it was scored: at576_gate, as AF's to AI's (calibrated, the three sets at 576x768 with 6 iterations,
+# gated against the shipped AD with --min-lead-se 2). It is the only candidate.
+A=train/artifacts
+$PY train/average_weights.py $A/ship_small_ad_step600.safetensors $A/ship_small_ae_step600.safetensors \
+    $A/ship_small_af_step400.safetensors $A/ship_small_af_200steps_step200.safetensors \
+    $A/ship_small_ag_step400.safetensors $A/ship_small_ah_step200.safetensors $A/ship_small_ai_step200.safetensors \
+    --out $A/ship_small_aj_soup7.safetensors
+at576_gate ship_small_aj $A/ship_small_aj_soup7.safetensors
