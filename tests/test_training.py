@@ -146,6 +146,45 @@ def test_config_validation(tmp_path):
         TrainConfig.from_json(str(p))
 
 
+def test_config_extends_a_base(tmp_path):
+    (tmp_path / "base").mkdir()
+    (tmp_path / "base" / "a.json").write_text(json.dumps(
+        {"num_steps": 7, "lr": 1e-3, "size_hw": [32, 48], "synthetic_overrides": {"num_objects": [1, 2]}}))
+    (tmp_path / "base" / "b.json").write_text(json.dumps({"extends": "a.json", "lr": 2e-3}))
+    (tmp_path / "c.json").write_text(json.dumps(
+        {"extends": "base/b.json", "seed": 5, "synthetic_overrides": {"camera_translation": 0.1}}))
+    cfg = TrainConfig.from_json(str(tmp_path / "c.json"), num_steps=9)
+    assert (cfg.num_steps, cfg.lr, cfg.seed, list(cfg.size_hw)) == (9, 2e-3, 5, [32, 48])
+    # a nested object in the child replaces the base's whole: num_objects is not carried over
+    assert cfg.synthetic_overrides == {"camera_translation": 0.1}
+    (tmp_path / "base" / "a.json").write_text(json.dumps({"extends": "../c.json"}))
+    with pytest.raises(ValueError, match="cycle"):
+        TrainConfig.from_json(str(tmp_path / "c.json"))
+    (tmp_path / "d.json").write_text(json.dumps({"extends": "missing.json"}))
+    with pytest.raises(ValueError, match="missing.json"):
+        TrainConfig.from_json(str(tmp_path / "d.json"))
+    (tmp_path / "e.json").write_text(json.dumps({"extends": 3}))
+    with pytest.raises(ValueError, match="'extends' must be"):
+        TrainConfig.from_json(str(tmp_path / "e.json"))
+    (tmp_path / "f.json").write_text(json.dumps({"extends": "g.json"}))
+    (tmp_path / "g.json").write_text(json.dumps({"typo": 1}))
+    with pytest.raises(ValueError, match="typo"):
+        TrainConfig.from_json(str(tmp_path / "f.json"))
+
+
+def test_every_shipped_config_loads():
+    folder = os.path.join(ROOT, "train", "configs")
+    names = sorted(n for n in os.listdir(folder) if n.endswith(".json"))
+    assert len(names) >= 40
+    for name in names:
+        cfg = TrainConfig.from_json(os.path.join(folder, name))
+        assert cfg.num_steps > 0, name
+    # a stage that extends AD keeps AD's recipe where it does not say otherwise
+    ad = TrainConfig.from_json(os.path.join(folder, "ship_small_ad.json"))
+    ai = TrainConfig.from_json(os.path.join(folder, "ship_small_ai.json"))
+    assert (ai.train_iters, ai.seed, ai.size_mix, ai.lr) == (12, 28, ad.size_mix, ad.lr)
+
+
 def test_synthetic_overrides_reach_the_dataset():
     cfg = TrainConfig(num_frames=5, size_hw=[32, 48], num_points=4, augment=False,
                       synthetic_overrides={"num_objects": [0, 0], "camera_motion_probability": 1.0})

@@ -228,9 +228,13 @@ class TrainConfig:
 
     @classmethod
     def from_json(cls, path: str, **overrides: Any) -> "TrainConfig":
-        """Read a JSON object of fields (unknown keys are an error), then apply ``overrides``."""
-        with open(path) as f:
-            data = json.load(f)
+        """Read a JSON object of fields (unknown keys are an error), then apply ``overrides``.
+
+        The optional key ``"extends"`` names another config file (relative to this file's folder) whose fields this
+        one starts from; every other key of this file then replaces the base's value of that field whole (a nested
+        object such as ``size_mix`` is replaced, not merged). Bases may extend bases; a cycle is an error.
+        """
+        data = _read_config_json(path, ())
         data.update(overrides)
         unknown = set(data) - {f.name for f in dataclasses.fields(cls)}
         if unknown:
@@ -239,6 +243,27 @@ class TrainConfig:
 
 
 # ------------------------------------------------------------------------------------------------ helpers
+
+
+def _read_config_json(path: str, chain: Tuple[str, ...]) -> Dict[str, Any]:
+    """The fields of the config file ``path`` with its ``"extends"`` chain resolved (see
+    :meth:`TrainConfig.from_json`); ``chain`` holds the real paths of the files that extend this one."""
+    real = os.path.realpath(path)
+    if real in chain:
+        raise ValueError(f"{path}: 'extends' makes a cycle: {' -> '.join(chain + (real,))}")
+    with open(path) as f:
+        data = json.load(f)
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: a config must be a JSON object of TrainConfig fields, got {type(data).__name__}")
+    base = data.pop("extends", None)
+    if base is None:
+        return data
+    if not isinstance(base, str) or not base:
+        raise ValueError(f"{path}: 'extends' must be the path of another config file, got {base!r}")
+    base_path = os.path.join(os.path.dirname(path), base)
+    if not os.path.isfile(base_path):
+        raise ValueError(f"{path}: 'extends' names {base!r}, but {base_path} is not a file")
+    return {**_read_config_json(base_path, chain + (real,)), **data}
 
 
 def build_optimizer(model: torch.nn.Module, cfg: TrainConfig):
