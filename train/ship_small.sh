@@ -334,7 +334,8 @@ photo_stage() {  # photo_stage NAME START [AVG_DIR]: train NAME's config (S step
     # pick and gate its two candidates: its last step (exported to train/artifacts as NAME_stepS) and the average of
     # START, its step 200 and its last step (written to AVG_DIR, runs/ unless given)
     local name=$1 start=$2 avg=${3:-runs}/${1}_avg3.safetensors steps
-    steps=$($PY -c "import json, sys; print(json.load(open(sys.argv[1]))['num_steps'])" train/configs/$name.json)
+    steps=$($PY -c "import sys; from cotracker_fast.training.trainer import TrainConfig as C
+print(C.from_json(sys.argv[1]).num_steps)" train/configs/$name.json)
     $PY train/train.py --config train/configs/$name.json
     $PY train/average_weights.py "$start" runs/$name/step_0000200.pt runs/$name/last.pt --out "$avg"
     $PY train/export_weights.py runs/$name/last.pt train/artifacts/${name}_step${steps}.safetensors
