@@ -827,3 +827,40 @@ def test_precision_probe_measures_still_motion_and_errors_by_frame_gap(tmp_path)
     assert res["by_frame_gap"]["model"]["all"]["count"] == res["by_frame_gap"]["lucas_kanade"]["all"]["count"] > 0
     with pytest.raises(SystemExit, match="--num-videos and --still-iters must be >= 1"):
         probe.main([weights, "--photo-dir", str(val_dir), "--num-videos", "0"])
+
+
+def test_grow_updateformer_keeps_the_tracks(tmp_path):
+    """Appending identity blocks to the update transformer leaves the model's output unchanged, the grown file
+    records its depths, and select_checkpoint builds the deeper model from that record."""
+    from cotracker_fast.models.checkpoint import save_safetensors
+    from cotracker_fast.models.cotracker import CoTracker
+
+    grow, sel = _script_module("grow_updateformer"), _script_module("select_checkpoint")
+    over = {**TINY["model_overrides"], "time_depth": 2, "space_depth": 2}
+    cfg = TrainConfig(**{**TINY, "model_overrides": over})
+    torch.manual_seed(0)
+    model = CoTracker(cfg.model_config()).eval()
+    with torch.no_grad():  # non-zero biases everywhere, so a block left non-identity would show
+        for p in model.parameters():
+            p.add_(0.01 * torch.randn_like(p))
+    src, dst = str(tmp_path / "w.safetensors"), str(tmp_path / "deep.safetensors")
+    save_safetensors(model.state_dict(), src, metadata={"model_name": cfg.model, "model_overrides": json.dumps(over)})
+    assert grow.main([src, dst, "--time-depth", "4", "--space-depth", "4", "--dtype", "float32"]) == 0
+    deep = sel.load_model(dst, cfg)  # cfg says 2 + 2 blocks; the file's metadata says 4 + 4
+    assert (len(deep.updateformer.time_blocks), len(deep.updateformer.space_blocks)) == (4, 4)
+    g = torch.Generator().manual_seed(1)
+    video = torch.rand(1, 8, 3, 32, 48, generator=g) * 255
+    queries = torch.cat([torch.randint(0, 4, (1, 5, 1), generator=g).float(),
+                         torch.rand(1, 5, 2, generator=g) * torch.tensor([47.0, 31.0])], dim=-1)
+    with torch.no_grad():
+        a, b = model(video, queries, iters=3), deep.eval()(video, queries, iters=3)
+    for x, y in zip(a[:2], b[:2]):
+        torch.testing.assert_close(y, x, rtol=0, atol=1e-5)
+    # the new blocks are not dead: their non-zero layers differ from zero, so training can move them
+    assert deep.updateformer.time_blocks[3].attn.qkv.weight.abs().sum() > 0
+    # the old order must stay the front of the new one: 2 + 2 (every time block followed by a space block) cannot
+    # become 4 + 2 (every other one)
+    with pytest.raises(SystemExit, match="not the front"):
+        grow.main([src, str(tmp_path / "x.safetensors"), "--time-depth", "4", "--space-depth", "2"])
+    with pytest.raises(SystemExit, match="only grow"):
+        grow.main([src, str(tmp_path / "x.safetensors"), "--time-depth", "1", "--space-depth", "1"])

@@ -18,7 +18,7 @@ import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # the sibling script calibrate_visibility
 
-from calibrate_visibility import read_weights  # noqa: E402
+from calibrate_visibility import read_weights, recorded_overrides  # noqa: E402
 from cotracker_fast.models.checkpoint import save_safetensors  # noqa: E402
 
 
@@ -47,13 +47,8 @@ def average_state_dicts(state_dicts: list) -> dict:
 
 
 def _overrides(meta: dict) -> str:
-    """The model overrides a weights file was trained with, as canonical JSON (``"{}"`` for the registered variant):
-    from an export's ``model_overrides`` or a training checkpoint's config."""
-    if "model_overrides" in meta:
-        value = json.loads(meta["model_overrides"])
-    else:
-        value = json.loads(meta.get("train_config") or "{}").get("model_overrides") or {}
-    return json.dumps(value, sort_keys=True)
+    """The model overrides a weights file was trained with, as canonical JSON (``"{}"`` for the registered variant)."""
+    return json.dumps(recorded_overrides(meta) or {}, sort_keys=True)
 
 
 def main(argv=None) -> int:

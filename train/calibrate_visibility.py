@@ -18,11 +18,12 @@ The output is a safetensors file (``--dtype``, float16 by default as the shipped
 metadata carries the input's (a training checkpoint's step and config) and the shift; ``--out`` saves the sweep.
 """
 import argparse
+import dataclasses
 import json
 import os
 import sys
 import time
-from typing import List, Tuple
+from typing import List, Optional, Tuple
 
 import torch
 
@@ -51,6 +52,26 @@ def read_weights(path: str) -> Tuple[dict, dict]:
         with safe_open(path, "pt") as f:
             meta = dict(f.metadata() or {})
     return read_state_dict(path), meta
+
+
+def recorded_overrides(meta: dict) -> Optional[dict]:
+    """The model overrides that a weights file's metadata (from :func:`read_weights`) records: an export's or an
+    average's ``model_overrides``, or a training checkpoint's config's; ``None`` when it records none (a file of the
+    registered variant)."""
+    if "model_overrides" in meta:
+        return json.loads(meta["model_overrides"])
+    if "train_config" in meta:
+        return json.loads(meta["train_config"]).get("model_overrides") or {}
+    return None
+
+
+def config_for_weights(cfg: TrainConfig, meta: dict) -> TrainConfig:
+    """``cfg`` with the model overrides the weights record (a deeper update transformer, say), so that the model
+    built to score them has their shape; ``cfg`` itself when they record none or the same ones."""
+    over = recorded_overrides(meta)
+    if over is None or over == cfg.model_overrides:
+        return cfg
+    return dataclasses.replace(cfg, model_overrides=over)
 
 
 def sweep(state: dict, cfg: TrainConfig, biases: List[float], num_videos: int, log=print) -> List[dict]:
@@ -105,7 +126,7 @@ def main(argv=None) -> int:
         p.error(f"output must be a .safetensors file, got {args.output!r}")
     cfg = TrainConfig.from_json(args.config)
     state, meta = read_weights(args.weights)
-    rows = sweep(state, cfg, args.biases, args.num_videos)
+    rows = sweep(state, config_for_weights(cfg, meta), args.biases, args.num_videos)
     b = best_bias(rows)
     print(f"best by validation average Jaccard: b = {b:+.2f}")
     dtype = getattr(torch, args.dtype)

@@ -30,22 +30,25 @@ import time
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # benchmarks._common
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # the sibling script calibrate_visibility
 
 from benchmarks._common import write_results  # noqa: E402
+from calibrate_visibility import config_for_weights, read_weights  # noqa: E402
 
-from cotracker_fast.models.checkpoint import read_state_dict
 from cotracker_fast.models.cotracker import CoTracker
 from cotracker_fast.training.data import check_validation_photos, photo_files
-from cotracker_fast.training.trainer import (VALIDATION_SEED, TrainConfig, load_checkpoint_state,
+from cotracker_fast.training.trainer import (VALIDATION_SEED, TrainConfig,
                                              validation_clip_scores)
 
 KEYS = ("average_jaccard", "average_pts_within_thresh", "occlusion_accuracy")
 
 
-def load_weights(path: str) -> dict:
-    """A state dict from a training checkpoint (``.pt``) or a weights file, as float32."""
-    sd = load_checkpoint_state(path)["model"] if path.endswith(".pt") else read_state_dict(path)
-    return {k: v.float() if v.is_floating_point() else v for k, v in sd.items()}
+def load_model(path: str, cfg: TrainConfig) -> CoTracker:
+    """The model of ``cfg`` (with the model overrides the file records, if any) holding the weights at ``path``."""
+    state, meta = read_weights(path)
+    model = CoTracker(config_for_weights(cfg, meta).model_config())
+    model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state.items()})  # strict
+    return model
 
 
 def _static_prediction(sample) -> tuple:
@@ -91,8 +94,7 @@ def _config_scores(cfg: TrainConfig, args) -> list:
     """Candidates' scores on the config's own validation clips (:func:`validation_clip_scores`)."""
     rows = []
     for path in args.candidates:
-        model = CoTracker(cfg.model_config())
-        model.load_state_dict(load_weights(path))  # strict: a candidate of another variant fails here
+        model = load_model(path, cfg)  # strict: a candidate of another variant fails here
         t0 = time.time()
         per = validation_clip_scores(model.eval(), cfg, torch.device("cpu"), args.num_videos, iters=args.iters,
                                      resolution=args.resolution)
@@ -126,8 +128,7 @@ def _photo_scores(cfg: TrainConfig, args) -> tuple:
     res = args.resolution or tuple(cfg.model_config().model_resolution)
     rows = []
     for path in args.candidates:
-        model = CoTracker(cfg.model_config())
-        model.load_state_dict(load_weights(path))  # strict: a candidate of another variant fails here
+        model = load_model(path, cfg)  # strict: a candidate of another variant fails here
         model.eval()
         t0 = time.time()
         with torch.no_grad():

@@ -636,3 +636,18 @@ at576_gate ship_small_aj $A/ship_small_aj_soup7.safetensors
 # 20 clips (AD 64.4), 62.3 on P's first 10 (AD 61.9), 62.3 on the 12 validation photographs (AD 62.6): mean 63.09
 # against AD's 62.97, the first candidate since AD to lead it, but by 0.11 where the rule asks more than 0.35 (2 x
 # 0.17), so AJ does not ship.
+
+# Stage AK: a deeper update transformer. Every change of data or schedule since AD has come level with it at best, and
+# the update transformer is small (2 time and 2 space blocks, 128 wide); a larger one trained from scratch would take
+# more compute than these CPUs give. train/grow_updateformer.py appends two time and two space blocks to AJ's soup as
+# identities (their attention output projections and second MLP layers zero), so the 4 + 4 model starts tracking
+# exactly as AJ does (tests/test_training.py checks this) and training can use the new depth. AK
+# (train/configs/ship_small_ak.json) is AD's recipe on that model: data seed 29, 300 steps, lr 5e-5, float32. The rule,
+# fixed before AK ran: at576_gate on its last step, as AF's to AJ's (calibrated, the three sets at 576x768 with 6
+# iterations, gated against the shipped AD with --min-lead-se 2); select_checkpoint and calibrate_visibility build the
+# 4 + 4 model from the model_overrides its files record. Shipping it would also need the predictors to build the
+# shipped model from those overrides.
+$PY train/grow_updateformer.py $A/ship_small_aj_soup7.safetensors $A/ship_small_aj_soup7_deep4.safetensors \
+    --time-depth 4 --space-depth 4
+$PY train/train.py --config train/configs/ship_small_ak.json
+at576_stage ship_small_ak 300
