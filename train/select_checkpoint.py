@@ -37,8 +37,7 @@ from calibrate_visibility import config_for_weights, read_weights  # noqa: E402
 
 from cotracker_fast.models.cotracker import CoTracker
 from cotracker_fast.training.data import check_validation_photos, photo_files
-from cotracker_fast.training.trainer import (VALIDATION_SEED, TrainConfig,
-                                             validation_clip_scores)
+from cotracker_fast.training.trainer import VALIDATION_SEED, TrainConfig, validation_clip_scores
 
 KEYS = ("average_jaccard", "average_pts_within_thresh", "occlusion_accuracy")
 
