@@ -15,7 +15,8 @@ from torch import Tensor, nn
 
 from . import ops
 from .models.cotracker import CoTracker, warn_fractional_frames
-from .models.registry import SHIPPED_MODEL, SHIPPED_WEIGHTS, create_model, model_name_from_checkpoint
+from .models.registry import (SHIPPED_MODEL, SHIPPED_WEIGHTS, create_model, model_name_from_checkpoint,
+                              model_overrides_from_checkpoint)
 from .precision import autocast_context, check_dtype, resolve_dtype
 
 OFFICIAL_DEFAULT_CHECKPOINT = "cotracker/checkpoints/cotracker_stride_4_wind_8.pth"
@@ -216,7 +217,7 @@ def build_model(
                 f"window_len={window_len!r}, model_name={model_name!r}): drop them, or pass a CoTracker3 checkpoint"
             )
         name = model_name or model_name_from_checkpoint(checkpoint)
-        model = create_model(name, backend=backend)
+        model = create_model(name, overrides=model_overrides_from_checkpoint(checkpoint), backend=backend)
     check_state_dict(model, sd, source=source)
     model.load_state_dict(sd, strict=True)
     if family == "v3":

@@ -121,3 +121,42 @@ def test_corrupt_truncated_and_unsafe_files(tmp_path, sd):
     torch.save([1, 2], lst)
     with pytest.raises(CheckpointError, match="not a state dict"):
         read_state_dict(str(lst))
+
+
+def test_files_recording_model_overrides_load_as_that_model(tmp_path):
+    """A weights file whose metadata records ``model_overrides`` (an export of a config that changed the
+    architecture) loads in the predictor and in build_cotracker as that model; a malformed record is an error."""
+    import json
+
+    from cotracker_fast.models.registry import build_cotracker, model_overrides_from_checkpoint
+    from cotracker_fast.predictor import CoTrackerPredictor
+
+    over = {"hidden_size": 32, "num_heads": 2, "time_depth": 2, "space_depth": 1, "latent_dim": 34,
+            "corr_levels": 2, "corr_radius": 1, "flow_embed_dim": 8, "model_resolution": [32, 48]}
+    torch.manual_seed(0)
+    sd = create_model("cotracker_stride_4_wind_8", overrides=over).state_dict()
+    path = tmp_path / "mine.safetensors"
+    save_safetensors(sd, str(path), metadata={"model_name": "cotracker_stride_4_wind_8",
+                                               "model_overrides": json.dumps(over)})
+    assert model_overrides_from_checkpoint(str(path)) == over
+    p = CoTrackerPredictor(str(path))
+    assert len(p.model.updateformer.time_blocks) == 2 and tuple(p.model.config.model_resolution) == (32, 48)
+    _same(p.model.state_dict(), sd)
+    _same(build_cotracker(str(path)).state_dict(), sd)
+    tracks, vis = p(torch.rand(1, 8, 3, 40, 56) * 255, queries=torch.tensor([[[0.0, 10.0, 12.0]]]))
+    assert tracks.shape == (1, 8, 1, 2) and vis.shape == (1, 8, 1)
+    # without the record, the registered variant's shape does not fit these weights
+    plain = tmp_path / "plain.safetensors"
+    save_safetensors(sd, str(plain), metadata={"model_name": "cotracker_stride_4_wind_8"})
+    assert model_overrides_from_checkpoint(str(plain)) == {}
+    with pytest.raises(Exception):
+        CoTrackerPredictor(str(plain))
+    bad = tmp_path / "bad.safetensors"
+    save_safetensors(sd, str(bad), metadata={"model_name": "cotracker_stride_4_wind_8", "model_overrides": "[1]"})
+    with pytest.raises(ValueError, match="model_overrides must be a JSON object"):
+        CoTrackerPredictor(str(bad))
+    typo = tmp_path / "typo.safetensors"
+    save_safetensors(sd, str(typo), metadata={"model_name": "cotracker_stride_4_wind_8",
+                                              "model_overrides": json.dumps({"depth": 3})})
+    with pytest.raises(ValueError, match="unknown CoTrackerConfig fields"):
+        CoTrackerPredictor(str(typo))

@@ -27,9 +27,9 @@ def main(argv=None):
     sd = {k: v.to(dtype) if v.is_floating_point() else v for k, v in model.state_dict().items()}
     metadata = {"model_name": cfg.model, "train_step": state["step"], "train_config": state["config"]}
     note = ""
-    if cfg.model_overrides:  # not the registered variant: the file serves as init_weights of the same overrides
+    if cfg.model_overrides:  # not the registered variant: the predictors and build_cotracker build the model from these
         metadata["model_overrides"] = json.dumps(cfg.model_overrides)
-        note = f" with model_overrides {cfg.model_overrides} (loads as init_weights of a config with the same ones)"
+        note = f" with model_overrides {cfg.model_overrides} (recorded: the predictors build that model from it)"
     save_safetensors(sd, args.out, metadata=metadata)
     print(f"{args.out}: {cfg.model} at step {state['step']}, {args.dtype}{note}")
     return 0

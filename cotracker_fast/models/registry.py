@@ -6,6 +6,8 @@ variant name directly.
 """
 from __future__ import annotations
 
+import dataclasses
+import json
 import os
 from typing import Dict, List, Optional, Tuple
 
@@ -79,11 +81,48 @@ def model_name_from_checkpoint(path: Optional[str]) -> str:
     return base
 
 
-def create_model(name: str = DEFAULT_MODEL, **kwargs):
-    """Build an (untrained) :class:`~cotracker_fast.models.cotracker.CoTracker` of the named variant."""
+def config_with_overrides(name: str, overrides: Optional[Dict[str, object]] = None) -> CoTrackerConfig:
+    """The registered variant's config with some :class:`CoTrackerConfig` fields replaced (a deeper update
+    transformer, say); ValueError for a field that does not exist."""
+    over = dict(overrides or {})
+    if "model_resolution" in over:
+        over["model_resolution"] = tuple(over["model_resolution"])
+    bad = set(over) - {f.name for f in dataclasses.fields(CoTrackerConfig)}
+    if bad:
+        raise ValueError(f"model_overrides has unknown CoTrackerConfig fields {sorted(bad)}")
+    return dataclasses.replace(get_config(name), **over)
+
+
+def model_overrides_from_checkpoint(path: Optional[str]) -> Dict[str, object]:
+    """The ``model_overrides`` that a ``.safetensors`` file of ours records in its metadata (weights trained with a
+    changed architecture, see ``train/export_weights.py``); ``{}`` for any other file."""
+    if path is None or not str(path).endswith(".safetensors") or not os.path.isfile(path):
+        return {}
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            recorded = (f.metadata() or {}).get("model_overrides")
+    except Exception:  # not a readable safetensors file: the loader reports that
+        return {}
+    if not recorded:
+        return {}
+    try:
+        over = json.loads(recorded)
+    except ValueError:
+        over = None
+    if not isinstance(over, dict):
+        raise ValueError(f"{os.path.basename(str(path))!r}: its metadata's model_overrides must be a JSON object of "
+                         f"CoTrackerConfig fields, got {recorded!r}")
+    return over
+
+
+def create_model(name: str = DEFAULT_MODEL, *, overrides: Optional[Dict[str, object]] = None, **kwargs):
+    """Build an (untrained) :class:`~cotracker_fast.models.cotracker.CoTracker` of the named variant, with
+    ``overrides`` (:func:`config_with_overrides`) when given."""
     from .cotracker import CoTracker
 
-    return CoTracker(get_config(name), **kwargs)
+    return CoTracker(config_with_overrides(name, overrides), **kwargs)
 
 
 def build_cotracker(checkpoint: Optional[str] = None, *, model_name: Optional[str] = None, **kwargs):
@@ -92,7 +131,8 @@ def build_cotracker(checkpoint: Optional[str] = None, *, model_name: Optional[st
     strictly and safely. Returns the model in train mode, as the official builder does."""
     from .checkpoint import load_checkpoint
 
-    model = create_model(model_name or model_name_from_checkpoint(checkpoint), **kwargs)
+    model = create_model(model_name or model_name_from_checkpoint(checkpoint),
+                         overrides=model_overrides_from_checkpoint(checkpoint), **kwargs)
     if checkpoint is not None:
         load_checkpoint(model, checkpoint)
     return model

@@ -36,7 +36,7 @@ from ..distributed import dist_info, distributed_session
 from ..io import atomic_output
 from ..models.config import CoTrackerConfig
 from ..models.cotracker import CoTracker
-from ..models.registry import MODEL_CONFIGS
+from ..models.registry import MODEL_CONFIGS, config_with_overrides
 from ..precision import resolve_dtype
 from .data import StepSampler, build_dataset, check_training_photos, photo_files
 from .losses import LossConfig, total_loss, window_losses
@@ -160,13 +160,7 @@ class TrainConfig:
 
     def model_config(self) -> CoTrackerConfig:
         """The variant's config with :attr:`model_overrides` applied."""
-        over = dict(self.model_overrides)
-        if "model_resolution" in over:
-            over["model_resolution"] = tuple(over["model_resolution"])
-        bad = set(over) - {f.name for f in dataclasses.fields(CoTrackerConfig)}
-        if bad:
-            raise ValueError(f"model_overrides has unknown CoTrackerConfig fields {sorted(bad)}")
-        return dataclasses.replace(MODEL_CONFIGS[self.model], **over)
+        return config_with_overrides(self.model, self.model_overrides)
 
     def _check_synthetic_overrides(self) -> None:
         from ..data.synthetic import SyntheticConfig
