@@ -32,7 +32,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 
 from benchmarks._common import cpu_name, git_commit, write_results  # noqa: E402
 from cotracker_fast.models.cotracker import CoTracker  # noqa: E402
-from cotracker_fast.models.registry import get_config  # noqa: E402
+from cotracker_fast.models.registry import config_with_overrides, model_overrides_from_checkpoint  # noqa: E402
 from cotracker_fast.training.data import photo_files  # noqa: E402
 from cotracker_fast.training.trainer import VALIDATION_SEED  # noqa: E402
 
@@ -123,7 +123,7 @@ def main(argv=None) -> int:
     photos = photo_files(os.path.expanduser(args.photo_dir))
     if not photos:
         raise SystemExit(f"--photo-dir {args.photo_dir!r} holds no .jpg/.jpeg/.png file")
-    cfg = get_config(args.model_name)
+    cfg = config_with_overrides(args.model_name, model_overrides_from_checkpoint(args.weights))  # a grown model, say
     res = tuple(args.resolution) if args.resolution else tuple(cfg.model_resolution)
     model = CoTracker(cfg)
     model.load_state_dict({k: v.float() for k, v in read_state_dict(args.weights).items()})
