@@ -31,6 +31,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__)))) 
 from benchmarks._common import write_results  # noqa: E402
 from cotracker_fast.models.checkpoint import read_state_dict, save_safetensors  # noqa: E402
 from cotracker_fast.models.cotracker import CoTracker  # noqa: E402
+from cotracker_fast.models.registry import model_overrides_from_metadata  # noqa: E402
 from cotracker_fast.training.trainer import VALIDATION_SEED, TrainConfig, load_checkpoint_state, validate  # noqa: E402
 
 BIAS_KEY = "vis_predictor.0.bias"
@@ -59,7 +60,7 @@ def recorded_overrides(meta: dict) -> Optional[dict]:
     average's ``model_overrides``, or a training checkpoint's config's; ``None`` when it records none (a file of the
     registered variant)."""
     if "model_overrides" in meta:
-        return json.loads(meta["model_overrides"])
+        return model_overrides_from_metadata(meta, "the weights file")
     if "train_config" in meta:
         return json.loads(meta["train_config"]).get("model_overrides") or {}
     return None

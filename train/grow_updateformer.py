@@ -27,21 +27,11 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # the sibling sc
 from calibrate_visibility import read_weights, recorded_overrides  # noqa: E402
 from cotracker_fast.models.checkpoint import save_safetensors  # noqa: E402
 from cotracker_fast.models.cotracker import CoTracker  # noqa: E402
-from cotracker_fast.training.trainer import TrainConfig  # noqa: E402
+from cotracker_fast.models.updateformer import block_order  # noqa: E402
+from cotracker_fast.models.registry import config_with_overrides  # noqa: E402
 
 #: the layers whose zero weights and biases make a pre-norm residual block the identity
 IDENTITY_LAYERS = ("attn.proj", "mlp.fc2")
-
-
-def _schedule(time_depth: int, space_depth: int) -> list:
-    """The update transformer's block order as ``("time" | "space", index)`` pairs."""
-    every = time_depth // space_depth
-    order = []
-    for i in range(time_depth):
-        order.append(("time", i))
-        if i % every == 0:
-            order.append(("space", i // every))
-    return order
 
 
 def grow_state_dict(state: dict, model_name: str, overrides: dict, time_depth: int, space_depth: int,
@@ -49,9 +39,9 @@ def grow_state_dict(state: dict, model_name: str, overrides: dict, time_depth: i
     """``state`` (weights of ``model_name`` with ``overrides``) as weights of the same model with ``time_depth`` time
     and ``space_depth`` space blocks, the new blocks appended as identities. Raises ``ValueError`` when the depths
     shrink or the old block order is not the front of the new one."""
-    old_cfg = TrainConfig(model=model_name, model_overrides=overrides).model_config()
-    old = _schedule(old_cfg.time_depth, old_cfg.space_depth)
-    new = _schedule(time_depth, space_depth)
+    old_cfg = config_with_overrides(model_name, overrides)
+    old = block_order(old_cfg.time_depth, old_cfg.space_depth)
+    new = block_order(time_depth, space_depth)
     if time_depth < old_cfg.time_depth or space_depth < old_cfg.space_depth:
         raise ValueError(f"grow_state_dict: depths can only grow, from time {old_cfg.time_depth} / space "
                          f"{old_cfg.space_depth}, got {time_depth} / {space_depth}")
@@ -59,8 +49,8 @@ def grow_state_dict(state: dict, model_name: str, overrides: dict, time_depth: i
         raise ValueError(f"grow_state_dict: the block order of time {old_cfg.time_depth} / space "
                          f"{old_cfg.space_depth} is not the front of that of time {time_depth} / space {space_depth}")
     torch.manual_seed(seed)
-    grown = CoTracker(TrainConfig(model=model_name, model_overrides={
-        **overrides, "time_depth": time_depth, "space_depth": space_depth}).model_config())
+    grown = CoTracker(config_with_overrides(model_name, {**overrides, "time_depth": time_depth,
+                                                         "space_depth": space_depth}))
     out = {k: v.detach().clone() for k, v in grown.state_dict().items()}
     missing = [k for k in state if k not in out]
     if missing:

@@ -102,9 +102,16 @@ def model_overrides_from_checkpoint(path: Optional[str]) -> Dict[str, object]:
 
     try:
         with safe_open(str(path), framework="pt") as f:
-            recorded = (f.metadata() or {}).get("model_overrides")
+            metadata = f.metadata() or {}
     except Exception:  # not a readable safetensors file: the loader reports that
         return {}
+    return model_overrides_from_metadata(metadata, os.path.basename(str(path)))
+
+
+def model_overrides_from_metadata(metadata: Dict[str, str], source: str) -> Dict[str, object]:
+    """The ``model_overrides`` recorded in a weights file's metadata (a JSON object; ``{}`` when absent). ValueError
+    naming ``source`` for a record that is not a JSON object."""
+    recorded = metadata.get("model_overrides")
     if not recorded:
         return {}
     try:
@@ -112,8 +119,8 @@ def model_overrides_from_checkpoint(path: Optional[str]) -> Dict[str, object]:
     except ValueError:
         over = None
     if not isinstance(over, dict):
-        raise ValueError(f"{os.path.basename(str(path))!r}: its metadata's model_overrides must be a JSON object of "
-                         f"CoTrackerConfig fields, got {recorded!r}")
+        raise ValueError(f"{source!r}: its metadata's model_overrides must be a JSON object of CoTrackerConfig "
+                         f"fields, got {recorded!r}")
     return over
 
 

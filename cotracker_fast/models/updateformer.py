@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import functools
-from typing import Optional
+from typing import List, Optional, Tuple
 
 import torch
 import torch.nn as nn
@@ -116,6 +116,18 @@ def linear_full_precision(layer: nn.Linear, x: Tensor) -> Tensor:
         return layer(x.to(layer.weight.dtype))
 
 
+def block_order(time_depth: int, space_depth: int) -> List[Tuple[str, int]]:
+    """The order in which :class:`UpdateFormer` runs its blocks, as ``("time" | "space", index)`` pairs: time block
+    i, followed by space block ``i // every`` when ``i`` is a multiple of ``every = time_depth // space_depth``."""
+    every = time_depth // space_depth
+    order = []
+    for i in range(time_depth):
+        order.append(("time", i))
+        if i % every == 0:
+            order.append(("space", i // every))
+    return order
+
+
 class UpdateFormer(nn.Module):
     """Tokens ``(B, N, S, input_dim)`` -> updates ``(B, N, S, output_dim)``.
 
@@ -154,11 +166,10 @@ class UpdateFormer(nn.Module):
         key_mask = None
         if track_valid is not None:
             key_mask = track_valid[:, None, :].expand(B, S, N).reshape(B * S, N)
-        every = self.cfg.time_depth // self.cfg.space_depth
-        for i, tblock in enumerate(self.time_blocks):
-            x = tblock(x.reshape(B * N, S, D)).reshape(B, N, S, D)
-            if i % every == 0:
-                sblock = self.space_blocks[i // every]
+        for kind, i in block_order(self.cfg.time_depth, self.cfg.space_depth):
+            if kind == "time":
+                x = self.time_blocks[i](x.reshape(B * N, S, D)).reshape(B, N, S, D)
+            else:
                 x = x.transpose(1, 2).reshape(B * S, N, D)
-                x = sblock(x, key_mask).reshape(B, S, N, D).transpose(1, 2)
+                x = self.space_blocks[i](x, key_mask).reshape(B, S, N, D).transpose(1, 2)
         return linear_full_precision(self.flow_head, x)
