@@ -656,3 +656,17 @@ at576_stage ship_small_ak 300
 # 20 clips (AD 64.4), 62.5 on P's first 10 (AD 61.9), 62.3 on the 12 validation photographs (AD 62.6): mean 63.20
 # against AD's 62.97, the largest lead of any candidate since AD, but 0.23 where the rule asks more than 0.52 (2 x
 # 0.26), so AK does not ship.
+
+# Stage AL: more training of the 4 + 4 model, then a soup. AK led AD by more than any candidate since AD but by less
+# than the rule asks, and its new blocks start as identities and move slowly at lr 5e-5 in 300 steps. AL
+# (train/configs/ship_small_al.json) is AK's recipe again from AK's last step with data seed 30: 300 more steps under a
+# new one-cycle schedule. Its two ends are two annealed points of one basin, and uniform averages of such points beat
+# their members here before (AJ led its seven members; the averages of stages N, S, U, X and Z), so the candidate is
+# the uniform average of AK's step 300 and AL's step 300. The rule, fixed before AL ran: at576_gate on that average
+# (calibrated, the three sets at 576x768 with 6 iterations, gated against the shipped AD with --min-lead-se 2). It is
+# the only candidate.
+$PY train/train.py --config train/configs/ship_small_al.json
+$PY train/export_weights.py runs/ship_small_al/last.pt $A/ship_small_al_step300.safetensors
+$PY train/average_weights.py $A/ship_small_ak_step300.safetensors $A/ship_small_al_step300.safetensors \
+    --out $A/ship_small_al_soup2.safetensors
+at576_gate ship_small_al $A/ship_small_al_soup2.safetensors
