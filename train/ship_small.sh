@@ -670,11 +670,11 @@ $PY train/export_weights.py runs/ship_small_al/last.pt $A/ship_small_al_step300.
 $PY train/average_weights.py $A/ship_small_ak_step300.safetensors $A/ship_small_al_step300.safetensors \
     --out $A/ship_small_al_soup2.safetensors
 at576_gate ship_small_al $A/ship_small_al_soup2.safetensors
-# Measured (AMD EPYC, Zen 3, fp32, a shared VM with about a third of its CPU time stolen): 300 steps in 90.9 min (18.2 s
-# a step); calibrated b = 3; at 576x768 AJ 64.9 on N's first 20 clips (AD 64.4), 62.7 on P's first 10 (AD 61.9), 62.7
-# on the 12 validation photographs (AD 62.6): mean 63.43 against AD's 62.97, the first candidate since AD to lead it on
-# all three sets. The lead, 0.4587, falls short of the 0.4592 the rule asks (2 x 0.2296), so the average does not
-# ship and AD stays shipped.
+# Measured (AMD EPYC, Zen 3, fp32, a shared VM that lost up to a third of its CPU at times): 300 steps in 90.9 min
+# (18.2 s a step); calibrated b = 3; at 576x768 AJ 64.9 on N's first 20 clips (AD 64.4), 62.7 on P's first 10 (AD
+# 61.9), 62.7 on the 12 validation photographs (AD 62.6): mean 63.43 against AD's 62.97, the first candidate since AD
+# to lead it on all three sets. The lead, 0.4587, falls short of the 0.4592 the rule asks (2 x 0.2296), so the average
+# does not ship and AD stays shipped.
 
 # Stage AM: the 4 + 4 model's third run of 300 steps. AJ's soup, AK and AL's average led AD by 0.11, 0.23 and 0.46:
 # each more training of the grown model has gained. AM (train/configs/ship_small_am.json) is AK's recipe again from
