@@ -11,6 +11,11 @@ from cotracker_fast.models.registry import SHIPPED_MODEL, SHIPPED_WEIGHTS, creat
 from cotracker_fast.predictor import OFFICIAL_DEFAULT_CHECKPOINT, build_model, is_untrained
 
 
+def fresh_shipped_architecture():
+    """An untrained model of the architecture the shipped file records (its variant and any ``model_overrides``)."""
+    return create_model(SHIPPED_MODEL, overrides=model_overrides_from_checkpoint(SHIPPED_WEIGHTS))
+
+
 def test_file_is_fp16_safetensors_under_25_mb():
     from safetensors import safe_open
 
@@ -20,8 +25,7 @@ def test_file_is_fp16_safetensors_under_25_mb():
         dtypes = {f.get_tensor(k).dtype for k in f.keys()}
         keys = set(f.keys())
     assert dtypes == {torch.float16}
-    shipped_overrides = model_overrides_from_checkpoint(SHIPPED_WEIGHTS)  # the architecture the file records
-    assert keys == set(create_model(SHIPPED_MODEL, overrides=shipped_overrides).state_dict())
+    assert keys == set(fresh_shipped_architecture().state_dict())
 
 
 def test_default_predictor_uses_the_shipped_weights():
@@ -29,7 +33,7 @@ def test_default_predictor_uses_the_shipped_weights():
         warnings.simplefilter("error")  # no "RANDOM weights" warning
         p = CoTrackerPredictor(checkpoint=None)
     assert p.model_name == SHIPPED_MODEL and p.interp_shape == (576, 768)
-    ref = create_model(SHIPPED_MODEL, overrides=model_overrides_from_checkpoint(SHIPPED_WEIGHTS)).state_dict()
+    ref = fresh_shipped_architecture().state_dict()
     sd = p.model.state_dict()
     assert all(sd[k].dtype == torch.float32 for k in sd)  # fp16 on disk, fp32 in the model
     assert not torch.equal(sd["vis_predictor.0.weight"], ref["vis_predictor.0.weight"])  # not a fresh init

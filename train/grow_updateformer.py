@@ -27,8 +27,8 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # the sibling sc
 from calibrate_visibility import read_weights, recorded_overrides  # noqa: E402
 from cotracker_fast.models.checkpoint import save_safetensors  # noqa: E402
 from cotracker_fast.models.cotracker import CoTracker  # noqa: E402
-from cotracker_fast.models.updateformer import block_order  # noqa: E402
 from cotracker_fast.models.registry import config_with_overrides  # noqa: E402
+from cotracker_fast.models.updateformer import block_order  # noqa: E402
 
 #: the layers whose zero weights and biases make a pre-norm residual block the identity
 IDENTITY_LAYERS = ("attn.proj", "mlp.fc2")
