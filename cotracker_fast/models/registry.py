@@ -22,7 +22,8 @@ MODEL_CONFIGS: Dict[str, CoTrackerConfig] = {
     # Ours: the v1 architecture with a 2+2-block, 128-wide transformer and no absolute position embedding. It is
     # trained on small crops (it sees only relative quantities, so crops and full frames look alike to it); its
     # weights ship inside the package (docs/ACCURACY.md) and are what CoTrackerPredictor() uses when no official
-    # checkpoint is given. Its working resolution, to which the predictors resize every video, is 576x768, 1.5x the
+    # checkpoint is given. The shipped file's transformer is deeper (4 time and 4 space blocks): the file records
+    # that as model_overrides, from which the predictors build the model. Its working resolution, to which the predictors resize every video, is 576x768, 1.5x the
     # official 384x512: it tracks to a fraction of a feature cell (4 pixels of the resized video), so a larger
     # working size makes a cell fewer pixels of the video; 576x768 was chosen on validation clips (about 2x the
     # compute of 384x512). It reads the raw window-relative flow only
