@@ -23,10 +23,10 @@ MODEL_CONFIGS: Dict[str, CoTrackerConfig] = {
     # trained on small crops (it sees only relative quantities, so crops and full frames look alike to it); its
     # weights ship inside the package (docs/ACCURACY.md) and are what CoTrackerPredictor() uses when no official
     # checkpoint is given. The shipped file's transformer is deeper (4 time and 4 space blocks): the file records
-    # that as model_overrides, from which the predictors build the model. Its working resolution, to which the predictors resize every video, is 576x768, 1.5x the
-    # official 384x512: it tracks to a fraction of a feature cell (4 pixels of the resized video), so a larger
-    # working size makes a cell fewer pixels of the video; 576x768 was chosen on validation clips (about 2x the
-    # compute of 384x512). It reads the raw window-relative flow only
+    # that as model_overrides, from which the predictors build the model. Its working resolution, to which the
+    # predictors resize every video, is 576x768, 1.5x the official 384x512: it tracks to a fraction of a feature
+    # cell (4 pixels of the resized video), so a larger working size makes a cell fewer pixels of the video; 576x768
+    # was chosen on validation clips (about 2x the compute of 384x512). It reads the raw window-relative flow only
     # (flow_embed_dim=0): the official sin/cos flow features run at up to ~970 radians per feature cell, so they
     # change unpredictably with a hundredth of a cell, and a briefly trained network amplifies them from one
     # iteration to the next (train/drop_flow_sinusoids.py).
