@@ -266,7 +266,8 @@ def write_overlay(
         out_path, fps=result.fps, untrained=result.untrained
     ) as overlay:
         last = None
-        for t, frame in enumerate(tqdm(reader, total=result.tracks.shape[0], desc="overlay", unit="frame", disable=None)):
+        frames = tqdm(reader, total=result.tracks.shape[0], desc="overlay", unit="frame", disable=None)
+        for t, frame in enumerate(frames):
             last = overlay.write(frame, result.tracks[t], result.visibility[t], has_prediction=has_pred[t])
     return last
 
@@ -502,8 +503,8 @@ def _evaluate(args) -> int:
     result = evaluate(
         args.dataset, root=args.root, checkpoint=args.checkpoint, model_name=model_name,
         single_point=args.protocol == "single", iters=args.iters, batch_size=args.batch_size,
-        resolution=tuple(args.resolution) if args.resolution else None, device=device, max_videos=args.max_videos, max_frames=args.max_frames,
-        out_dir=args.out_dir,
+        resolution=tuple(args.resolution) if args.resolution else None, device=device, max_videos=args.max_videos,
+        max_frames=args.max_frames, out_dir=args.out_dir,
     )
     if int(os.environ.get("RANK", "0")) == 0:
         shown = ("average_jaccard", "average_pts_within_thresh", "occlusion_accuracy", "pck", "accuracy_3px")
