@@ -43,7 +43,11 @@
 #      last step, calibrated, was shipped.
 #   AC. From AB's last step, AB's recipe with 8 iterations per training window, seed 21, 400 steps; the average of
 #      AB's last step and AC's steps 200 and 400, calibrated, was shipped.
-#   AD. From AC's average, AC's recipe, seed 22, 600 steps; its last step, calibrated, is shipped.
+#   AD. From AC's average, AC's recipe, seed 22, 600 steps; its last step, calibrated, was shipped.
+#   AE-AI. Six fine-tunes descending from AD's last step, each changing one thing; none beat AD. AJ. Their uniform
+#      average with AD's last step. AK. That average grown to 4 time and 4 space blocks (the new ones identities),
+#      AD's recipe in fp32, 300 steps; AL and AM: 300 more steps each with new seeds. The uniform average of AK's,
+#      AL's and AM's last steps, calibrated, is shipped (tracked at 576x768 with 6 iterations).
 # Each choice (F's file, then G's, J's, L's, N's, O's, S's, T's) is made by average Jaccard on 40 validation clips of
 # the mix (train/select_checkpoint.py; never the demo clip or a held-out set); the winner is exported as fp16. From N
 # on, train/ship_gate.py reads those scores: it ranks a stage's candidates and ships the calibrated winner only if it
