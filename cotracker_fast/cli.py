@@ -304,7 +304,7 @@ def build_parser() -> argparse.ArgumentParser:
         "visibility logits in fp32. Stated bound against fp32 on the demo clip: 0.1 px mean, 1 px p99, 99%% equal "
         "visibility flags. On the shipped weights (demo clip, 24 frames at 384x512 tracked at their 576x768, 256 "
         "points) bf16 tracks differ "
-        "from fp32 by 0.067 px mean, 0.53 px p99, 99.95%% equal flags (benchmarks/bf16_accuracy.py); on harder clips "
+        "from fp32 by 0.076 px mean, 0.86 px p99, 99.98%% equal flags (benchmarks/bf16_accuracy.py); on harder clips "
         "(occluders, points leaving the frame) more than 1%% of the point-frames move by over 2 px (p99 4.5 px on "
         "validation clips, train/bf16_check.py); pass fp32 for the exact tracks. fp16 needs CUDA.")
     t.add_argument("--max-frames", type=int, default=None, help="only the first N frames")
