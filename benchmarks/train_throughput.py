@@ -16,7 +16,9 @@ Recipes:
   raw-flow small model), also from a fresh initialisation;
 * ``current`` and ``current_large``: the recipe of the latest stages (``train/configs/ship_small_ae.json``: 12 frames,
   128 tracks, 8 refinement iterations per window), on its 192x256 clips and on its 384x512 clips (each drawn for half
-  of the steps), from a fresh initialisation.
+  of the steps), from a fresh initialisation;
+* ``deep`` and ``deep_large``: the same clips with the 4 + 4-block model of the shipped average's stages
+  (``train/configs/ship_small_an.json``), from a fresh initialisation.
 
 Each case builds the model, renders ``warmup + steps`` clips first (the data time is reported separately: in
 training a worker process renders them), runs ``warmup`` untimed steps (oneDNN primitive creation), then times
@@ -47,7 +49,7 @@ BEFORE_MODEL = {"hidden_size": 256, "num_heads": 8, "time_depth": 3, "space_dept
                 "model_resolution": [96, 128]}
 
 
-RECIPES = ("before", "after", "shipped", "current", "current_large")
+RECIPES = ("before", "after", "shipped", "current", "current_large", "deep", "deep_large")
 
 
 def recipe(name: str) -> TrainConfig:
@@ -61,12 +63,15 @@ def recipe(name: str) -> TrainConfig:
     if name == "shipped":
         return TrainConfig.from_json(os.path.join(ROOT, "train", "configs", "ship_small_f_rawflow.json"),
                                      num_workers=0, init_weights=None)
-    if name in ("current", "current_large"):
-        cfg = TrainConfig.from_json(os.path.join(ROOT, "train", "configs", "ship_small_ae.json"), num_workers=0,
+    if name in ("current", "current_large", "deep", "deep_large"):
+        config = "ship_small_ae.json" if name.startswith("current") else "ship_small_an.json"
+        cfg = TrainConfig.from_json(os.path.join(ROOT, "train", "configs", config), num_workers=0,
                                     init_weights=None)
-        if name == "current":
-            return cfg
-        large = cfg.size_mix[0]  # the recipe's other clip size, drawn for half of its steps
+        # One clip size per case: the recipe's own (size_hw), or the other one its size_mix draws for half of the
+        # steps; keeping size_mix would mix 384x512 steps into the 192x256 case.
+        if not name.endswith("_large"):
+            return TrainConfig(**{**cfg.__dict__, "size_mix": []})
+        large = cfg.size_mix[0]
         return TrainConfig(**{**cfg.__dict__, "size_hw": tuple(large["size_hw"]), "size_mix": [],
                               "augment_overrides": large["augment_overrides"]})
     raise ValueError(f"recipe must be one of {RECIPES}, got {name!r}")

@@ -725,3 +725,14 @@ at576_gate ship_small_an $A/ship_small_an_soup4.safetensors
 # P's first 10 (AM 62.5), 63.4 on the 12 validation photographs (AM 63.2): mean 63.76 against AM's 63.61, a lead of
 # 0.152 where the rule asks more than 0.124 (2 x 0.062), so the calibrated average of AK, AL, AM and AN is shipped.
 shipped576_is ship_small_an
+
+# Stage AO: more steps for the same compute. A fourth run into the average gained 0.15 AJ, so more runs of AK's
+# recipe are near their end; on a CPU with native bf16 the 4 + 4 model's mix of clip sizes trains 1.69 times as many
+# steps under bf16 autocast as in float32 (Zen 4, benchmarks/results/train-throughput-amd-epyc-family-25-model-17-
+# 2026-12-06.json). AO (train/configs/ship_small_ao.json) is AK's recipe under bf16 autocast from the shipped AN
+# average (uncalibrated), data seed 33, 500 steps under a new one-cycle schedule; on a CPU without native bf16 it runs
+# float32 with a warning. The rule, fixed before AO runs: at576_stage on its last step (calibrated, the three sets at
+# 576x768 with 6 iterations, gated with --min-lead-se 2 against the shipped AN average's scores). It is the only
+# candidate.
+$PY train/train.py --config train/configs/ship_small_ao.json
+at576_stage ship_small_ao 500
