@@ -29,6 +29,7 @@ is written atomically to ``--out`` (default ``benchmarks/results/train-throughpu
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime
 import os
 import platform
@@ -70,10 +71,10 @@ def recipe(name: str) -> TrainConfig:
         # One clip size per case: the recipe's own (size_hw), or the other one its size_mix draws for half of the
         # steps; keeping size_mix would mix 384x512 steps into the 192x256 case.
         if not name.endswith("_large"):
-            return TrainConfig(**{**cfg.__dict__, "size_mix": []})
+            return dataclasses.replace(cfg, size_mix=[])
         large = cfg.size_mix[0]
-        return TrainConfig(**{**cfg.__dict__, "size_hw": tuple(large["size_hw"]), "size_mix": [],
-                              "augment_overrides": large["augment_overrides"]})
+        return dataclasses.replace(cfg, size_hw=tuple(large["size_hw"]), size_mix=[],
+                                   augment_overrides=large["augment_overrides"])
     raise ValueError(f"recipe must be one of {RECIPES}, got {name!r}")
 
 
