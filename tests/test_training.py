@@ -874,3 +874,21 @@ def test_grow_updateformer_keeps_the_tracks(tmp_path):
         grow.main([src, str(tmp_path / "x.safetensors"), "--time-depth", "4", "--space-depth", "2"])
     with pytest.raises(SystemExit, match="only grow"):
         grow.main([src, str(tmp_path / "x.safetensors"), "--time-depth", "1", "--space-depth", "1"])
+
+
+def test_occluded_flow_weight_reweights_the_flow_mean():
+    """Weight 1 is the official mean; weight w counts each occluded point-frame w against a visible one's 1."""
+    gt = torch.zeros(1, 2, 2, 2)
+    pred = torch.tensor([[[[1.0, 1.0], [3.0, 3.0]], [[2.0, 2.0], [5.0, 5.0]]]])  # errors: (1, 3), (2, 5)
+    vis = torch.tensor([[[True, False], [True, True]]])  # the entry with error 3 is occluded
+    td = _td([0], [[pred]], [torch.zeros(1, 2, 2)], [torch.tensor([[0, 1]])], [torch.ones(1, 2, dtype=torch.bool)])
+    official, _ = window_losses(td, gt, vis)
+    assert official.item() == pytest.approx((1 + 3 + 2 + 5) / 4 / 2)
+    same, _ = window_losses(td, gt, vis, LossConfig(occluded_flow_weight=1.0))
+    assert same.item() == official.item()
+    half, _ = window_losses(td, gt, vis, LossConfig(occluded_flow_weight=0.5))
+    assert half.item() == pytest.approx((1 + 0.5 * 3 + 2 + 5) / 3.5 / 2)
+    visible_only, _ = window_losses(td, gt, vis, LossConfig(occluded_flow_weight=0.0))
+    assert visible_only.item() == pytest.approx((1 + 2 + 5) / 3 / 2)
+    with pytest.raises(ValueError, match="occluded_flow_weight"):
+        LossConfig(occluded_flow_weight=1.5)

@@ -4,7 +4,9 @@ As the official code computes them, per sample and per window ``j`` with ``N_j``
 
 * **flow**: ``sum_i gamma^(I-1-i) * mean_{frames, tracks}(mean_xy |pred_i - gt|) / I / N_j``, summed over windows.
   Pixels at the training resolution; every frame of the window is supervised, occluded ones and ones before the
-  query included.
+  query included. ``occluded_flow_weight`` below 1 (not official) turns the inner mean into a weighted mean in which
+  each occluded entry counts that much against a visible one's 1, so the loss favours precision where the point can
+  be seen; 1 is the official mean.
 * **visibility**: balanced binary cross-entropy, the mean over visible entries plus the mean over occluded
   entries, divided by ``N_j``, summed over windows. The official code feeds it the *sigmoid probability* of the
   visibility logit in place of the logit (``softplus(-label * sigmoid(logit))``); the v1 checkpoints were trained so
@@ -27,11 +29,18 @@ from ..models.cotracker import TrainData, _gather_tracks
 
 @dataclass(frozen=True)
 class LossConfig:
-    """``gamma``: iteration weight decay; ``vis_weight``: factor of the visibility loss (10 officially)."""
+    """``gamma``: iteration weight decay; ``vis_weight``: factor of the visibility loss (10 officially);
+    ``official_vis_quirk``: see the module's docstring; ``occluded_flow_weight``: the weight of an occluded entry in
+    the flow loss's mean over frames and tracks, in [0, 1] (1 officially, every entry alike)."""
 
     gamma: float = 0.8
     vis_weight: float = 10.0
     official_vis_quirk: bool = True
+    occluded_flow_weight: float = 1.0
+
+    def __post_init__(self):
+        if not 0.0 <= self.occluded_flow_weight <= 1.0:
+            raise ValueError(f"occluded_flow_weight must be in [0, 1], got {self.occluded_flow_weight}")
 
 
 def window_losses(
@@ -62,12 +71,14 @@ def window_losses(
         gv = _gather_tracks(gt_visible[:, start : start + n].float(), index, 2)  # (B, n, K)
         mask = valid[:, None, :].expand_as(gv).float()  # (B, n, K): real tracks
         n_tracks = valid.sum(1).clamp(min=1).to(gt.dtype)  # N_j per sample
-        entries = mask.sum((1, 2)).clamp(min=1)
+        w = config.occluded_flow_weight
+        flow_w = mask if w == 1.0 else mask * (gv + w * (1.0 - gv))  # per-entry weight of the flow mean
+        entries = flow_w.sum((1, 2)).clamp(min=1e-6)  # no entry: the numerator is 0 too
         I = len(preds)
         f = gt.new_zeros(B)
         for i, p in enumerate(preds):
             err = (p.float() - gt).abs().mean(-1)  # (B, n, K)
-            f = f + config.gamma ** (I - 1 - i) * (err * mask).sum((1, 2)) / entries
+            f = f + config.gamma ** (I - 1 - i) * (err * flow_w).sum((1, 2)) / entries
         flow = flow + f / I / n_tracks
 
         x = torch.sigmoid(logits.float()) if config.official_vis_quirk else logits.float()

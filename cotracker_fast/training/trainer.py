@@ -76,6 +76,9 @@ class TrainConfig:
         batch_size: clips per process and step.
         num_steps: optimiser steps of the whole run (the schedule's length).
         lr / weight_decay / grad_clip / train_iters: the official 5e-4, 1e-5, 10 and 4.
+        gamma / vis_weight / official_vis_quirk / occluded_flow_weight: the loss
+            (:class:`~cotracker_fast.training.losses.LossConfig`); ``occluded_flow_weight`` below the official 1
+            weighs occluded point-frames less than visible ones in the flow loss.
         amp: ``"auto"`` (bf16 autocast on CUDA, none on CPU), ``"bf16"`` or ``"none"``. On a CPU without native
             bf16 arithmetic ``"bf16"`` runs float32 with a warning, as the predictors do
             (:func:`cotracker_fast.precision.resolve_dtype`): emulated bf16 runs far slower than float32 there.
@@ -118,6 +121,7 @@ class TrainConfig:
     gamma: float = 0.8
     vis_weight: float = 10.0
     official_vis_quirk: bool = True
+    occluded_flow_weight: float = 1.0
     amp: str = "auto"
     compile: bool = False
     backend: Optional[str] = None
@@ -218,7 +222,7 @@ class TrainConfig:
         return Augmentations(crop_size=size, **over)
 
     def loss_config(self) -> LossConfig:
-        return LossConfig(self.gamma, self.vis_weight, self.official_vis_quirk)
+        return LossConfig(self.gamma, self.vis_weight, self.official_vis_quirk, self.occluded_flow_weight)
 
     @classmethod
     def from_json(cls, path: str, **overrides: Any) -> "TrainConfig":
