@@ -892,3 +892,22 @@ def test_occluded_flow_weight_reweights_the_flow_mean():
     assert visible_only.item() == pytest.approx((1 + 2 + 5) / 3 / 2)
     with pytest.raises(ValueError, match="occluded_flow_weight"):
         LossConfig(occluded_flow_weight=1.5)
+
+
+def test_train_throughput_recipes_time_one_clip_size_each():
+    """Each benchmark case times one clip size and model: the size-mixed recipes are split into their two sizes."""
+    from benchmarks.train_throughput import RECIPES, recipe
+
+    for name in RECIPES:
+        cfg = recipe(name)
+        assert cfg.size_mix == [] and cfg.num_workers == 0 and cfg.init_weights is None, name
+    for small, large in (("current", "current_large"), ("deep", "deep_large")):
+        assert recipe(small).size_hw == (192, 256) and recipe(large).size_hw == (384, 512)
+        # the large case takes the augmentations its size_mix entry sizes for 384x512 (erased boxes to 100 px)
+        assert recipe(large).augment_overrides["eraser_size"] == [8, 100]
+        assert recipe(small).augment_overrides["eraser_size"] == [4, 50]
+    for name in ("deep", "deep_large"):
+        assert recipe(name).model_overrides == {"time_depth": 4, "space_depth": 4}
+    assert "time_depth" not in recipe("current").model_overrides
+    with pytest.raises(ValueError, match="recipe must be one of"):
+        recipe("fastest")
