@@ -757,3 +757,12 @@ at576_stage ship_small_ap 300
 # N's first 20 clips (AN 65.3), 62.9 on P's first 10 (AN 62.6), 62.4 on the 12 validation photographs (AN 63.4): mean
 # 63.51 against AN's 63.76, a lead of -0.25 where the rule asks more than 0.55 (2 x 0.274), so AP's last step is not
 # shipped and the AN average stays.
+
+# Stage AQ: no training; the average of the two fine-tunes of the AN average. AO and AP started from the same
+# weights and each trails it alone, with different strengths (AO on the 192x256 clips and the photographs, AP on the
+# 384x512 clips); the averages of runs (AM, AN) are what gained before. The rule, fixed before it is scored: at576_gate
+# on the uniform average of AO's and AP's last steps (calibrated, the three sets at 576x768 with 6 iterations, gated
+# with --min-lead-se 2 against the shipped AN average). It is the only candidate.
+$PY train/average_weights.py $A/ship_small_ao_step500.safetensors $A/ship_small_ap_step300.safetensors \
+    --out $A/ship_small_aq_soup2.safetensors
+at576_gate ship_small_aq $A/ship_small_aq_soup2.safetensors
