@@ -86,7 +86,8 @@ def window_losses(
         neg = (gv < 0.05).float() * mask
         lp = F.softplus(-x)  # label +1
         ln = F.softplus(x)  # label -1
-        v = (lp * pos).sum((1, 2)) / pos.sum((1, 2)).clamp(min=1) + (ln * neg).sum((1, 2)) / neg.sum((1, 2)).clamp(min=1)
+        v = (lp * pos).sum((1, 2)) / pos.sum((1, 2)).clamp(min=1)
+        v = v + (ln * neg).sum((1, 2)) / neg.sum((1, 2)).clamp(min=1)
         vis = vis + v / n_tracks
     return flow.mean(), vis.mean()
 
