@@ -71,8 +71,8 @@ def window_losses(
         gv = _gather_tracks(gt_visible[:, start : start + n].float(), index, 2)  # (B, n, K)
         mask = valid[:, None, :].expand_as(gv).float()  # (B, n, K): real tracks
         n_tracks = valid.sum(1).clamp(min=1).to(gt.dtype)  # N_j per sample
-        w = config.occluded_flow_weight
-        flow_w = mask if w == 1.0 else mask * (gv + w * (1.0 - gv))  # per-entry weight of the flow mean
+        w = config.occluded_flow_weight  # gv is 0/1, so the weight is exactly mask at the official w = 1
+        flow_w = mask * (gv + w * (1.0 - gv))  # per-entry weight of the flow mean
         entries = flow_w.sum((1, 2)).clamp(min=1e-6)  # no entry: the numerator is 0 too
         I = len(preds)
         f = gt.new_zeros(B)
